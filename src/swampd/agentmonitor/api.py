@@ -1,0 +1,108 @@
+"""The ``agentMonitor.*`` XML-RPC namespace: validate, call the service, return structs.
+
+No business logic lives here.  Each method checks its arguments (fault 1 for
+anything malformed, before it reaches a path, a constraint or a command),
+calls one service method, and returns plain XML-RPC values.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from swampd.config import Config
+from swampd.identifiers import check_identifier, check_viewer_name
+from swampd.states import REPORTABLE_STATES
+from swampd.agentmonitor import validate as v
+from swampd.agentmonitor.service import LaunchRequest, Report, ViewerService
+
+LAUNCH_KEYS = {"projectid", "viewer", "userid", "viewer_uuid", "db_path", "db_checksum", "results",
+               # sent by SWAMP's own launchviewer; carries nothing we use
+               "resultsfolder"}
+REPORT_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip"}
+
+
+class AgentMonitorAPI:
+    """Methods published as ``agentMonitor.<name>``."""
+
+    def __init__(self, service: ViewerService, config: Config) -> None:
+        self.service = service
+        self.viewers = config.viewer_names
+
+    def _key(self, projectid: Any, viewer: Any) -> tuple[str, str]:
+        return check_identifier("projectid", projectid), check_viewer_name(viewer, self.viewers)
+
+    def launchViewer(self, args: Any) -> dict[str, Any]:
+        """launchViewer(struct) -> struct.
+
+        Start the viewer of (projectid, viewer) unless one is already
+        launching or running; either way return its record.  ``launched`` is
+        true only for the call that started a new launch.  Members:
+        projectid, viewer (required); userid, viewer_uuid, db_path,
+        db_checksum, results (array of {package, package_type, files,
+        source_archive, tool_name}).
+        """
+        args = v.require_struct(args, "launchViewer argument")
+        v.reject_unknown(args, LAUNCH_KEYS, "launchViewer argument")
+        for required in ("projectid", "viewer"):
+            if required not in args:
+                raise v.bad(f"launchViewer needs {required}")
+        projectid, viewer = self._key(args["projectid"], args["viewer"])
+        request = LaunchRequest(
+            projectid=projectid,
+            viewer=viewer,
+            userid=v.optional_identifier(args, "userid"),
+            viewer_uuid=v.optional_identifier(args, "viewer_uuid"),
+            db_path=v.optional_path(args, "db_path"),
+            db_checksum=v.optional_checksum(args, "db_checksum"),
+            results=v.results_list(args.get("results", [])),
+        )
+        return self.service.launch(request)
+
+    def getViewer(self, projectid: Any, viewer: Any) -> dict[str, Any]:
+        """getViewer(projectid, viewer) -> struct; state 0 (NO_RECORD) when unknown."""
+        return self.service.get(*self._key(projectid, viewer))
+
+    def listViewers(self) -> list[dict[str, Any]]:
+        """listViewers() -> array of viewer structs."""
+        return self.service.list()
+
+    def stopViewer(self, projectid: Any, viewer: Any) -> dict[str, Any]:
+        """stopViewer(projectid, viewer) -> struct.  Idempotent; cancels a launch in progress."""
+        return self.service.stop(*self._key(projectid, viewer))
+
+    def viewerHistory(self, projectid: Any, viewer: Any) -> list[dict[str, Any]]:
+        """viewerHistory(projectid, viewer) -> array of {at, epoch, state, state_name, status, source}."""
+        return self.service.history(*self._key(projectid, viewer))
+
+    def viewerStatus(self, args: Any) -> bool:
+        """viewerStatus(struct) -> boolean: a report from the execute node.
+
+        Members: execrunid, epoch (int), token, and either event (a SWAMP
+        event name) or state (int) with status; optional vmip (host:port).
+        True when the report changed the viewer's state.  A report for an
+        older launch is fault 3; a wrong token is fault 4.
+        """
+        args = v.require_struct(args, "viewerStatus argument")
+        v.reject_unknown(args, REPORT_KEYS, "viewerStatus argument")
+        for required in ("execrunid", "epoch", "token"):
+            if required not in args:
+                raise v.bad(f"viewerStatus needs {required}")
+        has_event, has_state = "event" in args, "state" in args
+        if has_event == has_state:
+            raise v.bad("viewerStatus needs exactly one of event and state")
+        state = None
+        if has_state:
+            state = v.integer(args["state"], "state")
+            if state not in {int(s) for s in REPORTABLE_STATES}:
+                allowed = ", ".join(f"{int(s)} ({s.name})" for s in sorted(REPORTABLE_STATES))
+                raise v.bad(f"state {state} cannot be reported (allowed: {allowed})")
+        report = Report(
+            execrunid=v.text(args["execrunid"], "execrunid", 300),
+            epoch=v.integer(args["epoch"], "epoch"),
+            token=v.text(args["token"], "token", 200),
+            event=v.event_name(args["event"]) if has_event else "",
+            state=state,
+            status=v.text(args.get("status", ""), "status"),
+            vmip=v.vmip(args.get("vmip", "")),
+        )
+        return self.service.report(report)
+

@@ -1,0 +1,170 @@
+"""``swampd serve``: wires the registry, LaunchPad, reconciler and server together.
+
+One daemon per state dir: an exclusive lock on ``<state_dir>/swampd.lock`` is
+held for the life of the process (the kernel drops it when the process dies,
+even by ``kill -9``), and a second daemon names the holder's pid and exits.
+SIGTERM stops the server and the workers cleanly; viewer jobs keep running
+and are adopted by the next start.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import filelock
+
+from swampd.config import Config, daemon_url
+from swampd.launchpad.launchpad import LaunchPad
+from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd.store import Store
+from swampd.agentmonitor.api import AgentMonitorAPI
+from swampd.agentmonitor.reconciler import Reconciler
+from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
+from swampd.agentmonitor.service import ViewerService
+
+log = logging.getLogger("swampd")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_IN_USE = 2
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why."""
+
+
+class StateDirLock:
+    """The single-daemon lock on a state dir, with the holder's pid beside it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.lock = filelock.FileLock(str(state_dir / "swampd.lock"), timeout=0)
+        self.pid_file = state_dir / "swampd.pid"
+        self.state_dir = state_dir
+
+    def acquire(self) -> None:
+        try:
+            self.lock.acquire()
+        except filelock.Timeout:
+            holder = _read_pid(self.pid_file)
+            who = f"pid {holder}" if holder else "another process"
+            raise StartupError(f"state dir {self.state_dir} is in use by another swampd ({who})") from None
+        self.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+
+    def release(self) -> None:
+        try:
+            self.pid_file.unlink()
+        except FileNotFoundError:
+            pass
+        self.lock.release()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def read_token(token_file: str) -> str | None:
+    """The bearer token, from a file that only its owner may read."""
+    if not token_file:
+        return None
+    try:
+        mode = os.stat(token_file).st_mode
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise StartupError(f"token_file {token_file}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise StartupError(f"token_file {token_file}: must not be readable by group or others (chmod 600)")
+    if len(token) < 16:
+        raise StartupError(f"token_file {token_file}: the token must be at least 16 characters")
+    return token
+
+
+def make_scheduler(config: Config, jobs_root: Path) -> LocalScheduler:
+    if config.scheduler.kind == "local":
+        return LocalScheduler(jobs_root, config.scheduler.stop_grace)
+    raise StartupError(f"scheduler.kind = {config.scheduler.kind!r} is not available in this build")
+
+
+class Daemon:
+    """A running AgentMonitor: call ``start``, then ``wait``, then ``close``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        am = config.agentmonitor
+        self.state_dir = Path(am.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.lock = StateDirLock(self.state_dir)
+        self.lock.acquire()
+        try:
+            token = read_token(am.token_file)
+            self.store = Store(self.state_dir / "registry.sqlite3")
+            scheduler = make_scheduler(config, self.state_dir / "jobs")
+            for viewer in config.viewers.values():
+                if viewer.platform not in scheduler.platforms:
+                    raise StartupError(
+                        f"viewers.{viewer.name}.platform = {viewer.platform!r} cannot run on the "
+                        f"{scheduler.kind} scheduler (it runs: {', '.join(sorted(scheduler.platforms))})"
+                    )
+            dispatcher = Dispatcher()
+            AgentMonitorServer.address_family = socket.AF_INET6 if ":" in am.host else socket.AF_INET
+            try:
+                self.server = AgentMonitorServer((am.host, am.port), dispatcher, am.max_request_bytes, token)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {am.host}:{am.port}: {exc.strerror}") from None
+            self.url = daemon_url(am.host, self.port)
+            self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url)
+            self.reconciler = Reconciler(self.store, self.launchpad, config)
+            self.service = ViewerService(self.store, self.reconciler, config)
+            dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))
+        except BaseException:
+            self.lock.release()
+            raise
+        self._stopped = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self.reconciler.start()
+        threading.Thread(target=self.server.serve_forever, name="xmlrpc", daemon=True).start()
+        log.info("swampd serving on %s:%d, state dir %s (%s)", self.config.agentmonitor.host, self.port,
+                 self.state_dir, self.config.source)
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    def wait(self) -> None:
+        while not self._stopped.wait(1.0):
+            pass
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.reconciler.stop()
+        self.store.close()
+        self.lock.release()
+        log.info("swampd stopped")
+
+
+def serve(config: Config) -> int:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    try:
+        daemon = Daemon(config)
+    except StartupError as exc:
+        print(f"swampd: {exc}", file=sys.stderr)
+        return EXIT_IN_USE if "in use" in str(exc) else EXIT_FAILED
+    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+    daemon.start()
+    print(f"swampd: listening on {daemon.url}", flush=True)
+    daemon.wait()
+    daemon.close()
+    return EXIT_OK

@@ -1,0 +1,130 @@
+"""Checks of API arguments: every value is typed, bounded and of a known form.
+
+These run before anything reaches the service, so the service and everything
+below it may assume well-formed input.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from swampd.errors import Fault, SwampdError
+from swampd.identifiers import preview, check_identifier
+
+MAX_TEXT = 1024
+MAX_PATH = 4096
+MAX_RESULTS = 100
+MAX_FILES = 1000
+CHECKSUM_RE = re.compile(r"[0-9A-Fa-f]{32,128}")
+EVENT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+#: host:port, where host is an IPv4 address, a DNS name, or [IPv6].
+VMIP_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+NULL_WORDS = frozenset({"", "NULL", "null"})
+
+
+def bad(message: str) -> SwampdError:
+    return SwampdError(Fault.BAD_ARGUMENT, message)
+
+
+def require_struct(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad(f"{what} must be a struct, not {type(value).__name__}")
+    return value
+
+
+def reject_unknown(struct: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(struct) - allowed)
+    if unknown:
+        raise bad(f"{what} has unknown member {preview(str(unknown[0]))} (allowed: {', '.join(sorted(allowed))})")
+
+
+def text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
+    """A printable string without control characters, at most ``limit`` long."""
+    if not isinstance(value, str):
+        raise bad(f"{name} must be a string, not {type(value).__name__}")
+    if len(value) > limit:
+        raise bad(f"{name} is {len(value)} characters long; at most {limit} are allowed")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise bad(f"{name} contains control characters")
+    return value
+
+
+def optional_identifier(struct: dict[str, Any], key: str) -> str:
+    value = struct.get(key, "")
+    if isinstance(value, str) and value in NULL_WORDS:
+        return ""
+    return check_identifier(key, value)
+
+
+def absolute_path(value: Any, name: str) -> str:
+    """An absolute path with no '..' part: it will be opened, never run."""
+    path = text(value, name, MAX_PATH)
+    if not path.startswith("/"):
+        raise bad(f"{name} {preview(path)} must be an absolute path")
+    if ".." in path.split("/"):
+        raise bad(f"{name} {preview(path)} must not contain '..'")
+    return path
+
+
+def optional_path(struct: dict[str, Any], key: str) -> str:
+    value = struct.get(key, "")
+    if isinstance(value, str) and value in NULL_WORDS:
+        return ""
+    return absolute_path(value, key)
+
+
+def optional_checksum(struct: dict[str, Any], key: str) -> str:
+    value = struct.get(key, "")
+    if isinstance(value, str) and value in NULL_WORDS:
+        return ""
+    if not isinstance(value, str) or CHECKSUM_RE.fullmatch(value) is None:
+        raise bad(f"{key} must be a hexadecimal checksum (32 to 128 digits)")
+    return value.lower()
+
+
+def results_list(value: Any) -> list[dict[str, Any]]:
+    """The results a launch must upload to the viewer, checked member by member."""
+    if not isinstance(value, list):
+        raise bad(f"results must be an array, not {type(value).__name__}")
+    if len(value) > MAX_RESULTS:
+        raise bad(f"results has {len(value)} entries; at most {MAX_RESULTS} are allowed")
+    out = []
+    for n, entry in enumerate(value):
+        where = f"results[{n}]"
+        entry = require_struct(entry, where)
+        reject_unknown(entry, {"package", "package_type", "files", "source_archive", "tool_name"}, where)
+        if "package" not in entry:
+            raise bad(f"{where}.package is required")
+        files = entry.get("files", [])
+        if not isinstance(files, list) or len(files) > MAX_FILES:
+            raise bad(f"{where}.files must be an array of at most {MAX_FILES} paths")
+        checked: dict[str, Any] = {
+            "package": text(entry["package"], f"{where}.package", 256),
+            "package_type": text(entry.get("package_type", ""), f"{where}.package_type", 64),
+            "tool_name": text(entry.get("tool_name", ""), f"{where}.tool_name", 256),
+            "files": [absolute_path(f, f"{where}.files[{i}]") for i, f in enumerate(files)],
+        }
+        source = entry.get("source_archive", "")
+        checked["source_archive"] = "" if source in NULL_WORDS else absolute_path(source, f"{where}.source_archive")
+        out.append(checked)
+    return out
+
+
+def integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad(f"{name} must be an int, not {type(value).__name__}")
+    return value
+
+
+def event_name(value: Any) -> str:
+    name = text(value, "event", 64)
+    if EVENT_RE.fullmatch(name) is None:
+        raise bad(f"event {preview(name)} is not an event name")
+    return name
+
+
+def vmip(value: Any) -> str:
+    address = text(value, "vmip", 260)
+    if address and VMIP_RE.fullmatch(address) is None:
+        raise bad(f"vmip {preview(address)} is not host[:port]")
+    return address

@@ -1,0 +1,143 @@
+"""``launchviewer`` / ``launch_viewer``: the drop-in for SWAMP's launch_viewer.
+
+The database's ``launch_viewer`` procedure runs this through ``sys_eval`` for
+every click on View and reads stdout: exactly one line, ``SUCCESS`` or one
+starting with ``ERROR``.  It returns as soon as the daemon has durably
+accepted the launch (and the results to upload); it never waits for the
+viewer to boot unless ``--wait`` asks it to.  Imports are kept to the
+standard library's XML-RPC client, because start-up time is part of the
+user's wait.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import time
+import xmlrpc.client
+from typing import Any, NoReturn
+
+from swampd.clients.rpc import connect, resolve
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+NULL_WORDS = ("", "NULL", "null")
+READY, LAUNCHING = 2, 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage problem as the one ERROR line the caller reads."""
+
+    def error(self, message: str) -> NoReturn:
+        _say(f"ERROR: {message}")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="launchviewer", allow_abbrev=False,
+                description="Ask swampd to start the viewer of a project (SWAMP launch_viewer drop-in).")
+    p.add_argument("--viewer_name", "--viewer", dest="viewer_name", required=True)
+    p.add_argument("--project", required=True)
+    p.add_argument("--viewer_uuid", default="")
+    p.add_argument("--user_uuid", default="")
+    p.add_argument("--viewer_db_path", default="")
+    p.add_argument("--viewer_db_checksum", default="")
+    p.add_argument("--package", "--package_name", dest="package", default="")
+    p.add_argument("--package_type", default="")
+    p.add_argument("--package_version", default="")
+    p.add_argument("--tool_name", default="")
+    p.add_argument("--tool_version", default="")
+    p.add_argument("--platform_name", default="")
+    p.add_argument("--platform_version", default="")
+    p.add_argument("--source_archive_path", default="")
+    p.add_argument("--file_path", action="append", default=[])
+    p.add_argument("--results_type", default="")
+    p.add_argument("--outdir", default="")
+    p.add_argument("--indir", default="")
+    p.add_argument("--start_date", default="")
+    p.add_argument("--end_date", default="")
+    p.add_argument("--detached", action="store_true", default=True, help=argparse.SUPPRESS)
+    p.add_argument("--nodetached", action="store_false", dest="detached", help=argparse.SUPPRESS)
+    p.add_argument("--debug", action="store_true")
+    p.add_argument("--config", default=None, help="swampd configuration file (else SWAMPD_CONFIG)")
+    p.add_argument("--url", default=None, help="AgentMonitor URL (else SWAMPD_URL, the config, the default)")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="wait until the viewer is READY and print its URL")
+    return p
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+def _value(text: str) -> str:
+    return "" if text in NULL_WORDS else text
+
+
+def launch_struct(args: argparse.Namespace) -> dict[str, Any]:
+    """The launchViewer struct for these options (NULL values dropped)."""
+    struct: dict[str, Any] = {"projectid": args.project, "viewer": args.viewer_name}
+    for key, value in (("userid", args.user_uuid), ("viewer_uuid", args.viewer_uuid),
+                       ("db_path", args.viewer_db_path), ("db_checksum", args.viewer_db_checksum)):
+        if _value(value):
+            struct[key] = value
+    package = _value(args.package)
+    files = [f for f in args.file_path if _value(f)]
+    if package or files:
+        result: dict[str, Any] = {"package": package, "files": files}
+        for key, value in (("package_type", args.package_type), ("tool_name", args.tool_name),
+                           ("source_archive", args.source_archive_path)):
+            if _value(value):
+                result[key] = value
+        struct["results"] = [result]
+    return struct
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if _value(args.results_type):
+        _say("ERROR: the Native viewer (--results_type) is not available in swampd yet")
+        return EXIT_ERROR
+    url, token = resolve(args.url, args.config)
+    proxy = connect(url, token, timeout=30.0)
+    try:
+        reply = proxy.agentMonitor.launchViewer(launch_struct(args))
+        if args.wait is None:
+            _say("SUCCESS")
+            return EXIT_OK
+        return _wait_ready(proxy, reply, args.wait)
+    except xmlrpc.client.Fault as fault:
+        _say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
+        return EXIT_ERROR
+    except (ConnectionError, socket.timeout, socket.gaierror) as exc:
+        _say(f"ERROR: swampd is not reachable at {url}: {exc}")
+        return EXIT_UNREACHABLE
+    except OSError as exc:
+        _say(f"ERROR: swampd is not reachable at {url}: {exc}")
+        return EXIT_UNREACHABLE
+    except xmlrpc.client.ProtocolError as exc:
+        _say(f"ERROR: swampd at {url} answered HTTP {exc.errcode} {exc.errmsg}")
+        return EXIT_UNREACHABLE
+
+
+def _wait_ready(proxy: xmlrpc.client.ServerProxy, reply: dict[str, Any], seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while True:
+        if reply["state"] == READY and reply["url"]:
+            _say(reply["url"])
+            return EXIT_OK
+        if reply["state"] != LAUNCHING:
+            _say(f"ERROR: viewer is {reply['state_name']}: {reply['status']}")
+            return EXIT_ERROR
+        if time.monotonic() > deadline:
+            _say(f"ERROR: viewer not ready within {seconds:g}s (last status: {reply['status']})")
+            return EXIT_ERROR
+        time.sleep(0.25)
+        reply = proxy.agentMonitor.getViewer(reply["projectid"], reply["viewer"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""``swampd``: the daemon (``serve``) and the operator's commands that talk to it."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import xmlrpc.client
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swampd", description="swampd job manager for SWAMP viewers")
+    parser.add_argument("--config", default=None, help="configuration file (else SWAMPD_CONFIG)")
+    parser.add_argument("--url", default=None, help="AgentMonitor URL for client commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the AgentMonitor daemon in the foreground")
+    serve.add_argument("--config", dest="serve_config", default=None)
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--state-dir", default=None)
+    serve.add_argument("--debug", action="store_true", help="log at debug level")
+
+    sub.add_parser("viewers", help="list every viewer the daemon knows")
+    for name, help_text in (("status", "show one viewer"), ("stop", "stop one viewer (idempotent)"),
+                            ("history", "show one viewer's state history")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("project")
+        p.add_argument("viewer")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _client(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from swampd.config import ConfigError, config_path_from, load_config
+    from swampd.agentmonitor.daemon import serve
+
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s swampd[%(process)d] %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(config_path_from(args.serve_config or args.config))
+    except ConfigError as exc:
+        print(f"swampd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    am = config.agentmonitor
+    changes: dict[str, Any] = {}
+    if args.host is not None:
+        changes["host"] = args.host
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.state_dir is not None:
+        changes["state_dir"] = Path(args.state_dir)
+    if changes:
+        from swampd.config import is_loopback
+
+        am = replace(am, **changes)
+        if not is_loopback(am.host) and not am.token_file:
+            print(f"swampd: configuration error: --host {am.host} is not loopback; "
+                  "set agentmonitor.token_file so callers must send a bearer token", file=sys.stderr)
+            return EXIT_USAGE
+        config = replace(config, agentmonitor=am)
+    return serve(config)
+
+
+def _client(args: argparse.Namespace) -> int:
+    from swampd.clients.rpc import connect, resolve
+
+    url, token = resolve(args.url, args.config)
+    api = connect(url, token).agentMonitor
+    try:
+        if args.command == "viewers":
+            _print_table(api.listViewers())
+        elif args.command == "status":
+            _print_record(api.getViewer(args.project, args.viewer))
+        elif args.command == "stop":
+            _print_record(api.stopViewer(args.project, args.viewer))
+        elif args.command == "history":
+            for h in api.viewerHistory(args.project, args.viewer):
+                print(f"{h['at']}  epoch {h['epoch']:<3} {h['state_name']:<16} {h['source']:<12} {h['status']}")
+    except xmlrpc.client.Fault as fault:
+        print(f"swampd: {fault.faultString} (fault {fault.faultCode})", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, xmlrpc.client.ProtocolError) as exc:
+        print(f"swampd: cannot reach the daemon at {url}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    print(f"{'PROJECT':<38} {'VIEWER':<10} {'EPOCH':>5} {'STATE':<16} {'URL':<30} STATUS")
+    for r in rows:
+        print(f"{r['projectid']:<38} {r['viewer']:<10} {r['epoch']:>5} {r['state_name']:<16} "
+              f"{r['url'] or '-':<30} {r['status']}")
+
+
+def _print_record(r: dict[str, Any]) -> None:
+    for key in ("execrunid", "state_name", "status", "epoch", "url", "vmip", "url_uuid", "updated",
+                "job", "stale", "last_seen"):
+        if key in r:
+            print(f"{key:<11} {r[key]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The BOG ("Bill Of Goods"): the property file that tells a job what to run.
+
+The format is SWAMP's so that its tools can read ours: a ``# comment`` line,
+then ``key=value`` lines in sorted key order.  SWAMP's writer and reader
+disagree about multi-line values and values with surrounding white space, so
+we refuse to write either rather than produce a file that reads back wrong.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Mapping
+
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+class BogError(ValueError):
+    """A BOG cannot be written or read."""
+
+
+def format_bog(values: Mapping[str, str], comment: str = "Bill Of Goods File: swampd") -> str:
+    """Render ``values`` in SWAMP's BOG format; empty values are left out as SWAMP does."""
+    lines = [f"# {comment}"]
+    for key in sorted(values):
+        value = values[key]
+        if KEY_RE.fullmatch(key) is None:
+            raise BogError(f"BOG key {key!r} is not a plain name")
+        if not isinstance(value, str):
+            raise BogError(f"BOG value for {key} must be a string, not {type(value).__name__}")
+        if value == "":
+            continue
+        if "\n" in value or "\r" in value or value != value.strip():
+            raise BogError(f"BOG value for {key} has a line break or surrounding white space")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_bog(text: str) -> dict[str, str]:
+    """Read a BOG; keys are split from values at the first '='."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or KEY_RE.fullmatch(key) is None:
+            raise BogError(f"BOG line {number} is not key=value")
+        values[key] = value.strip()
+    return values
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600 (BOGs carry the API key)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_bog(path: Path) -> dict[str, str]:
+    try:
+        return parse_bog(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BogError(f"cannot read BOG {path}: {exc.strerror}") from None

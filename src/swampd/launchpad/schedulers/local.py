@@ -1,0 +1,219 @@
+"""The local scheduler: jobs are supervised process groups on this host.
+
+A job's liveness is an ``flock`` on ``<job_dir>/job.lock``.  The daemon takes
+the lock before it starts the job and hands the locked descriptor to the job,
+whose processes keep it for as long as any of them lives; the daemon then
+drops its own copy.  So "lock held" means "some process of this job is
+alive", with no pid that could be reused, and the answer survives a daemon
+restart (the job runs in its own session and outlives a ``kill -9`` of the
+daemon).  ``spawned`` records that a job was started, so a job that ran and
+died is never started twice for the same launch.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from swampd.failpoints import failpoint
+from swampd.launchpad.jobs import (
+    JobObservation,
+    JobSpec,
+    JobStatus,
+    SchedulerError,
+    SchedulerUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+LOCK_FD_ENV = "SWAMPD_JOB_LOCK_FD"
+LOCK_FILE = "job.lock"
+SPAWNED_FILE = "spawned"
+EXIT_FILE = "exit_status"
+REMOVED_FILE = "removed"
+LOG_FILE = "vruntask.log"
+
+
+class LocalScheduler:
+    """Runs each job as a process group on this host (the embedded default)."""
+
+    kind = "local"
+    platforms = frozenset({"process"})
+
+    def __init__(self, jobs_root: Path, stop_grace: float = 10.0) -> None:
+        self.jobs_root = Path(jobs_root)
+        self.jobs_root.mkdir(parents=True, exist_ok=True)
+        self.stop_grace = stop_grace
+        # Serialises lock probes with submits inside this daemon: a probe
+        # holds the job lock for an instant, which a concurrent submit would
+        # otherwise mistake for a running job.
+        self._probe = threading.Lock()
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- submit --------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> str:
+        job_dir = spec.job_dir
+        job_dir.mkdir(parents=True, exist_ok=True)
+        with self._probe:
+            if (job_dir / SPAWNED_FILE).exists() or (job_dir / EXIT_FILE).exists():
+                log.info("adopting job %s (already started)", spec.launch_id)
+                return spec.launch_id
+            fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                        log.info("adopting job %s (its processes hold the lock)", spec.launch_id)
+                        return spec.launch_id
+                    raise
+                failpoint("local.before_spawn")
+                env = dict(os.environ)
+                env[LOCK_FD_ENV] = str(fd)
+                env.pop("SWAMPD_FAILPOINTS", None)
+                with open(job_dir / LOG_FILE, "ab") as logfile:
+                    try:
+                        proc = subprocess.Popen(
+                            list(spec.argv),
+                            cwd=job_dir,
+                            stdin=subprocess.DEVNULL,
+                            stdout=logfile,
+                            stderr=subprocess.STDOUT,
+                            pass_fds=(fd,),
+                            start_new_session=True,
+                            env=env,
+                        )
+                    except OSError as exc:
+                        raise SchedulerError(f"cannot start {spec.argv[0]}: {exc.strerror}") from None
+                self._children[spec.launch_id] = proc
+                _write_json(job_dir / SPAWNED_FILE, {"pid": proc.pid, "pgid": proc.pid, "at": time.time()})
+                failpoint("local.after_spawn")
+            finally:
+                os.close(fd)
+        log.info("started job %s as pid %d", spec.launch_id, proc.pid)
+        return spec.launch_id
+
+    # -- observe -------------------------------------------------------------
+    def observe(self) -> dict[str, JobObservation]:
+        self._reap()
+        seen: dict[str, JobObservation] = {}
+        try:
+            entries = list(self.jobs_root.iterdir())
+        except OSError as exc:
+            raise SchedulerUnavailable(f"cannot list {self.jobs_root}: {exc.strerror}") from None
+        for job_dir in entries:
+            observation = self._observe_one(job_dir)
+            if observation is not None:
+                seen[job_dir.name] = observation
+        return seen
+
+    def _observe_one(self, job_dir: Path) -> JobObservation | None:
+        launch_id = job_dir.name
+        if self._alive(job_dir):
+            return JobObservation(launch_id, JobStatus.RUNNING)
+        if not (job_dir / SPAWNED_FILE).exists():
+            return None
+        if (job_dir / REMOVED_FILE).exists():
+            return JobObservation(launch_id, JobStatus.REMOVED, reason="removed by swampd")
+        exit_code = _read_exit(job_dir)
+        if exit_code is None:
+            return JobObservation(launch_id, JobStatus.COMPLETED, None, "job ended without an exit status (killed?)")
+        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code, f"job exited with status {exit_code}")
+
+    def _alive(self, job_dir: Path) -> bool:
+        try:
+            fd = os.open(job_dir / LOCK_FILE, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            with self._probe:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                        return True
+                    raise
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return False
+        finally:
+            os.close(fd)
+
+    def _reap(self) -> None:
+        for launch_id, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[launch_id]
+
+    # -- remove --------------------------------------------------------------
+    def remove(self, launch_id: str, reason: str) -> None:
+        job_dir = self.jobs_root / launch_id
+        if not job_dir.exists():
+            return
+        (job_dir / REMOVED_FILE).write_text(reason + "\n", encoding="utf-8")
+        if not self._alive(job_dir):
+            return
+        pgid = _read_pgid(job_dir)
+        if pgid is None:
+            raise SchedulerError(f"job {launch_id} is running but its process group is not recorded")
+        self._signal_group(pgid, signal.SIGTERM)
+        if self._wait_gone(job_dir, self.stop_grace):
+            return
+        log.warning("job %s still running %.0fs after TERM; killing it", launch_id, self.stop_grace)
+        self._signal_group(pgid, signal.SIGKILL)
+        if not self._wait_gone(job_dir, 5.0):
+            raise SchedulerError(f"job {launch_id} is still running after KILL")
+
+    def _wait_gone(self, job_dir: Path, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._reap()
+            if not self._alive(job_dir):
+                return True
+            time.sleep(0.05)
+        return not self._alive(job_dir)
+
+    @staticmethod
+    def _signal_group(pgid: int, sig: signal.Signals) -> None:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+
+    def forget(self, launch_id: str) -> None:
+        job_dir = self.jobs_root / launch_id
+        if job_dir.exists() and not self._alive(job_dir):
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _write_json(path: Path, value: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_pgid(job_dir: Path) -> int | None:
+    try:
+        return int(json.loads((job_dir / SPAWNED_FILE).read_text(encoding="utf-8"))["pgid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_exit(job_dir: Path) -> int | None:
+    try:
+        return int((job_dir / EXIT_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def write_exit_status(job_dir: Path, code: int) -> None:
+    """Called by the job itself as its last act, so an observer can tell success from a kill."""
+    tmp = job_dir / (EXIT_FILE + ".tmp")
+    tmp.write_text(f"{code}\n", encoding="utf-8")
+    os.replace(tmp, job_dir / EXIT_FILE)

@@ -1,0 +1,203 @@
+"""The durable registry: viewers, the outbox of side effects, and history.
+
+SQLite in WAL mode in the state dir.  Every change goes through
+``Store.transaction()``, which takes SQLite's write lock at BEGIN (``BEGIN
+IMMEDIATE``), so a read-check-write inside one transaction is a true
+compare-and-set: two claimants of the same key are serialised and the second
+sees the first one's record.  The lock lives in the file, so it holds across
+threads, processes and restarts alike.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from swampd.store.records import (
+    VIEWER_COLUMNS,
+    HistoryEntry,
+    OutboxItem,
+    ViewerRecord,
+    record_from_row,
+    record_to_row,
+)
+from swampd.store.schema import SCHEMA, SCHEMA_VERSION
+
+_OUTBOX_COLUMNS = "id, projectid, viewer, epoch, kind, payload, attempts, next_at, last_error"
+
+
+class Transaction:
+    """The operations allowed inside one write transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    # -- viewers ---------------------------------------------------------
+    def get_viewer(self, projectid: str, viewer: str) -> ViewerRecord | None:
+        row = self._conn.execute(
+            f"SELECT {', '.join(VIEWER_COLUMNS)} FROM viewers WHERE projectid=? AND viewer=?",
+            (projectid, viewer),
+        ).fetchone()
+        return record_from_row(row) if row else None
+
+    def get_viewer_by_execrunid(self, execrunid: str) -> ViewerRecord | None:
+        row = self._conn.execute(
+            f"SELECT {', '.join(VIEWER_COLUMNS)} FROM viewers WHERE execrunid=?", (execrunid,)
+        ).fetchone()
+        return record_from_row(row) if row else None
+
+    def put_viewer(self, record: ViewerRecord) -> None:
+        record.updated_at = time.time()
+        placeholders = ", ".join("?" for _ in VIEWER_COLUMNS)
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO viewers ({', '.join(VIEWER_COLUMNS)}) VALUES ({placeholders})",
+            record_to_row(record),
+        )
+
+    # -- outbox ----------------------------------------------------------
+    def enqueue(self, record: ViewerRecord, kind: str, payload: dict[str, Any] | None = None) -> int:
+        """Record a side effect to perform for ``record``'s current launch."""
+        cur = self._conn.execute(
+            "INSERT INTO outbox (projectid, viewer, epoch, kind, payload, attempts, next_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 0, 0, ?)",
+            (record.projectid, record.viewer, record.epoch, kind, json.dumps(payload or {}), time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def has_pending(self, record: ViewerRecord, kind: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM outbox WHERE projectid=? AND viewer=? AND epoch=? AND kind=? AND done_at IS NULL",
+            (record.projectid, record.viewer, record.epoch, kind),
+        ).fetchone()
+        return row is not None
+
+    def complete(self, item_id: int) -> None:
+        self._conn.execute("UPDATE outbox SET done_at=? WHERE id=?", (time.time(), item_id))
+
+    def retry_later(self, item_id: int, error: str, next_at: float) -> None:
+        self._conn.execute(
+            "UPDATE outbox SET attempts=attempts+1, last_error=?, next_at=? WHERE id=?",
+            (error[:2000], next_at, item_id),
+        )
+
+    # -- history and results ---------------------------------------------
+    def append_history(self, record: ViewerRecord, source: str, detail: str = "") -> None:
+        self._conn.execute(
+            "INSERT INTO history (projectid, viewer, epoch, at, state, status, source, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.projectid, record.viewer, record.epoch, time.time(), record.state,
+             record.status, source, detail[:2000]),
+        )
+
+    def add_results(self, record: ViewerRecord, results: list[dict[str, Any]]) -> None:
+        """Keep the results a launch must upload; the daemon owns them from now on."""
+        for result in results:
+            self._conn.execute(
+                "INSERT INTO results (projectid, viewer, epoch, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                (record.projectid, record.viewer, record.epoch, json.dumps(result), time.time()),
+            )
+
+
+class Store:
+    """Opens the registry file and hands out per-thread connections."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._init_schema()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def _init_schema(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(self.path, 0o600)
+        conn = self._connect()
+        with self.transaction():
+            for statement in SCHEMA:
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path}: registry schema version {row[0]} is not {SCHEMA_VERSION}; "
+                    "this swampd cannot use it"
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A write transaction; committed on success, rolled back on error."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield Transaction(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- reads outside a transaction --------------------------------------
+    def get_viewer(self, projectid: str, viewer: str) -> ViewerRecord | None:
+        return Transaction(self._connect()).get_viewer(projectid, viewer)
+
+    def list_viewers(self) -> list[ViewerRecord]:
+        rows = self._connect().execute(
+            f"SELECT {', '.join(VIEWER_COLUMNS)} FROM viewers ORDER BY projectid, viewer"
+        ).fetchall()
+        return [record_from_row(r) for r in rows]
+
+    def list_keys_in_states(self, states: frozenset[int] | set[int]) -> list[tuple[str, str]]:
+        marks = ", ".join("?" for _ in states)
+        rows = self._connect().execute(
+            f"SELECT projectid, viewer FROM viewers WHERE state IN ({marks})", tuple(int(s) for s in states)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def due_outbox(self, projectid: str, viewer: str, now: float) -> list[OutboxItem]:
+        rows = self._connect().execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE projectid=? AND viewer=? AND done_at IS NULL"
+            " AND next_at<=? ORDER BY id",
+            (projectid, viewer, now),
+        ).fetchall()
+        return [OutboxItem.from_row(r) for r in rows]
+
+    def pending_outbox(self) -> list[OutboxItem]:
+        rows = self._connect().execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE done_at IS NULL ORDER BY id"
+        ).fetchall()
+        return [OutboxItem.from_row(r) for r in rows]
+
+    def history(self, projectid: str, viewer: str, limit: int = 100) -> list[HistoryEntry]:
+        rows = self._connect().execute(
+            "SELECT at, epoch, state, status, source FROM history WHERE projectid=? AND viewer=?"
+            " ORDER BY id DESC LIMIT ?",
+            (projectid, viewer, limit),
+        ).fetchall()
+        return [HistoryEntry(*r) for r in reversed(rows)]
+
+    def results(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute(
+            "SELECT epoch, payload FROM results WHERE projectid=? AND viewer=? ORDER BY id",
+            (projectid, viewer),
+        ).fetchall()
+        return [{"epoch": epoch, **json.loads(payload)} for epoch, payload in rows]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
