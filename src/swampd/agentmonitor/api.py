@@ -12,11 +12,12 @@ from swampd.config import Config
 from swampd.identifiers import check_identifier, check_viewer_name
 from swampd.states import REPORTABLE_STATES
 from swampd.agentmonitor import validate as v
-from swampd.agentmonitor.service import LaunchRequest, Report, ViewerService
+from swampd.agentmonitor.service import LaunchRequest, Report, Snapshot, ViewerService
 
 LAUNCH_KEYS = {"projectid", "viewer", "userid", "viewer_uuid", "db_path", "db_checksum", "results",
                # sent by SWAMP's own launchviewer; carries nothing we use
                "resultsfolder"}
+SNAPSHOT_KEYS = {"execrunid", "epoch", "token", "path", "checksum", "platform", "version"}
 REPORT_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip"}
 
 
@@ -106,3 +107,29 @@ class AgentMonitorAPI:
         )
         return self.service.report(report)
 
+
+    def viewerSnapshot(self, args: Any) -> bool:
+        """viewerSnapshot(struct) -> boolean: a saved viewer database from ``vruntask finish``.
+
+        Members: execrunid, epoch (int), token, path (absolute), checksum
+        (SHA-512 hex), optional platform and version.  Authenticated like
+        viewerStatus (fault 3 stale launch, fault 4 wrong token).
+        """
+        args = v.require_struct(args, "viewerSnapshot argument")
+        v.reject_unknown(args, SNAPSHOT_KEYS, "viewerSnapshot argument")
+        for required in ("execrunid", "epoch", "token", "path", "checksum"):
+            if required not in args:
+                raise v.bad(f"viewerSnapshot needs {required}")
+        checksum = v.optional_checksum(args, "checksum")
+        if len(checksum) != 128:
+            raise v.bad("checksum must be a SHA-512 hex digest (128 digits)")
+        snapshot = Snapshot(
+            execrunid=v.text(args["execrunid"], "execrunid", 300),
+            epoch=v.integer(args["epoch"], "epoch"),
+            token=v.text(args["token"], "token", 200),
+            path=v.absolute_path(args["path"], "path"),
+            checksum=checksum,
+            platform=v.text(args.get("platform", ""), "platform", 256),
+            version=v.text(args.get("version", ""), "version", 256),
+        )
+        return self.service.snapshot(snapshot)

@@ -30,6 +30,8 @@ from swampd.agentmonitor.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+#: Built-in handlers that complete their item inside their own transaction.
+SELF_COMPLETING = frozenset({"submit"})
 MAX_BACKOFF = 60.0
 
 
@@ -109,6 +111,15 @@ class Reconciler:
         for thread in self._threads:
             thread.join(timeout)
 
+    def register_handler(self, kind: str, handler: Callable[[OutboxItem], None]) -> None:
+        """Perform outbox items of ``kind`` with ``handler``.
+
+        A handler must be idempotent (it may run again after a crash) and
+        raise to be retried with backoff; it returns normally once the effect
+        is done, and the item is then marked complete.
+        """
+        self._handlers[kind] = handler
+
     def enqueue(self, key: Key) -> None:
         self.queue.add(key)
 
@@ -177,6 +188,8 @@ class Reconciler:
                 continue
             try:
                 handler(item)
+                if item.kind not in SELF_COMPLETING:
+                    self._complete(item)
             except Exception as exc:  # retried: the world may be down for a while
                 delay = backoff(item.attempts)
                 log.warning("%s for %s/%s failed (attempt %d), retrying in %.1fs: %s",
@@ -218,8 +231,7 @@ class Reconciler:
                 record.status = step.status
                 if step.state in (ViewerState.STOPPING, ViewerState.TERMINATING) and not record.stop_requested_at:
                     record.stop_requested_at = self.clock()
-                tx.put_viewer(record)
-                tx.append_history(record, "reconciler", step.status)
+                tx.record_change(record, "reconciler", step.status)
                 log.info("%s epoch %d -> %s: %s", record.execrunid, record.epoch, step.state.name, step.status)
                 changed = True
         return changed
@@ -246,8 +258,7 @@ class Reconciler:
                 current.submitted_at = self.clock()
                 if current.viewer_state is ViewerState.LAUNCHING:
                     current.status = "Waiting for the viewer machine"
-                tx.put_viewer(current)
-                tx.append_history(current, "launchpad", f"submitted job {job_ref}")
+                tx.record_change(current, "launchpad", f"submitted job {job_ref}")
             tx.complete(item.id)
 
     def _fail_launch(self, record: ViewerRecord, item: OutboxItem, reason: str) -> None:
@@ -256,8 +267,7 @@ class Reconciler:
             if current is not None and current.epoch == record.epoch and current.viewer_state is ViewerState.LAUNCHING:
                 current.state = int(ViewerState.ERROR)
                 current.status = reason
-                tx.put_viewer(current)
-                tx.append_history(current, "launchpad", reason)
+                tx.record_change(current, "launchpad", reason)
             tx.complete(item.id)
         log.error("%s epoch %d: %s", record.execrunid, record.epoch, reason)
 
@@ -265,14 +275,12 @@ class Reconciler:
         launch_id = str(item.payload.get("launch_id", ""))
         if launch_id:
             self.scheduler.remove(launch_id, str(item.payload.get("reason", "swampd")))
-        self._complete(item)
         self.resync_soon()
 
     def _do_forget(self, item: OutboxItem) -> None:
         launch_id = str(item.payload.get("launch_id", ""))
         if launch_id:
             self.scheduler.forget(launch_id)
-        self._complete(item)
 
     def _complete(self, item: OutboxItem) -> None:
         with self.store.transaction() as tx:

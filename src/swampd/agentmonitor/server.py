@@ -25,7 +25,7 @@ from swampd.errors import Fault, SwampdError
 log = logging.getLogger(__name__)
 
 #: Methods that carry their own per-launch credential and need no bearer token.
-SELF_AUTHENTICATED = frozenset({"agentMonitor.viewerStatus"})
+SELF_AUTHENTICATED = frozenset({"agentMonitor.viewerStatus", "agentMonitor.viewerSnapshot"})
 
 
 class RequestRefused(Exception):

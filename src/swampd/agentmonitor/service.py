@@ -29,7 +29,7 @@ from swampd.states import (
     apply_report,
     state_name,
 )
-from swampd.store import Store, ViewerRecord
+from swampd.store import Store, Transaction, ViewerRecord
 from swampd.agentmonitor.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,17 @@ class LaunchRequest:
     db_path: str = ""
     db_checksum: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    execrunid: str
+    epoch: int
+    token: str
+    path: str
+    checksum: str
+    platform: str = ""
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,8 @@ class ViewerService:
         self.store = store
         self.reconciler = reconciler
         self.config = config
+        #: Outbox kinds enqueued when a snapshot is recorded (store_viewer, when configured).
+        self.snapshot_effects: tuple[str, ...] = ()
 
     # -- launch ------------------------------------------------------------
     def launch(self, req: LaunchRequest) -> dict[str, Any]:
@@ -78,11 +91,10 @@ class ViewerService:
             if launched:
                 previous_launch = record.launch_id
                 self._claim(record, req, now)
-                tx.put_viewer(record)
+                tx.record_change(record, "api", f"launch {record.launch_id}")
                 tx.enqueue(record, "submit")
                 if previous_launch:
                     tx.enqueue(record, "forget", {"launch_id": previous_launch})
-                tx.append_history(record, "api", f"launch {record.launch_id}")
             else:
                 record.last_request_at = now
                 tx.put_viewer(record)
@@ -140,10 +152,9 @@ class ViewerService:
                 record.state = int(ViewerState.TERMINATING)
                 record.status = "Terminating"
                 record.stop_requested_at = now
-                tx.put_viewer(record)
+                tx.record_change(record, "api", reason)
                 if record.job_ref or tx.has_pending(record, "submit"):
                     tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason})
-                tx.append_history(record, "api", reason)
                 log.info("%s: stop requested (%s)", record.execrunid, reason)
             else:
                 tx.put_viewer(record)
@@ -153,15 +164,7 @@ class ViewerService:
     # -- reports from the execute node ---------------------------------------
     def report(self, rep: Report) -> bool:
         with self.store.transaction() as tx:
-            record = tx.get_viewer_by_execrunid(rep.execrunid)
-            if record is None:
-                raise SwampdError(Fault.UNKNOWN, f"no viewer with execrunid {rep.execrunid}")
-            if rep.epoch != record.epoch:
-                raise SwampdError(
-                    Fault.STALE, f"report for launch {rep.epoch} of {rep.execrunid}; current launch is {record.epoch}"
-                )
-            if not rep.token or not hmac.compare_digest(rep.token.encode(), record.token.encode()):
-                raise SwampdError(Fault.NOT_AUTHORIZED, f"wrong report token for {rep.execrunid}")
+            record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
             if rep.event:
                 if rep.event not in EVENTS:
                     return False  # SWAMP ignores lines it does not know (who output, service noise)
@@ -183,10 +186,36 @@ class ViewerService:
             if transition.state is ViewerState.READY:
                 record.ready_at = time.time()
                 record.url = self._url(record)
-            tx.put_viewer(record)
-            tx.append_history(record, "node", source)
+            tx.record_change(record, "node", source)
         self.reconciler.enqueue(record.key)
         return True
+
+    def snapshot(self, snap: Snapshot) -> bool:
+        """Record a viewer database saved by ``vruntask finish`` for this launch."""
+        with self.store.transaction() as tx:
+            record = self._authenticated(tx, snap.execrunid, snap.epoch, snap.token)
+            tx.add_snapshot(record, snap.path, snap.checksum, snap.platform, snap.version)
+            tx.append_history(record, "node", f"viewer database saved: {snap.path}")
+            for kind in self.snapshot_effects:
+                tx.enqueue(record, kind, {"path": snap.path, "checksum": snap.checksum,
+                                          "platform": snap.platform, "version": snap.version})
+        log.info("%s: viewer database snapshot %s recorded", snap.execrunid, snap.path)
+        self.reconciler.enqueue(record.key)
+        return True
+
+    @staticmethod
+    def _authenticated(tx: Transaction, execrunid: str, epoch: int, token: str) -> ViewerRecord:
+        """The record a node's message is about, once its epoch and token check out."""
+        record = tx.get_viewer_by_execrunid(execrunid)
+        if record is None:
+            raise SwampdError(Fault.UNKNOWN, f"no viewer with execrunid {execrunid}")
+        if epoch != record.epoch:
+            raise SwampdError(
+                Fault.STALE, f"report for launch {epoch} of {execrunid}; current launch is {record.epoch}"
+            )
+        if not token or not hmac.compare_digest(token.encode(), record.token.encode()):
+            raise SwampdError(Fault.NOT_AUTHORIZED, f"wrong report token for {execrunid}")
+        return record
 
     def _url(self, record: ViewerRecord) -> str:
         template = self.config.viewers[record.viewer].url_template if record.viewer in self.config.viewers else ""

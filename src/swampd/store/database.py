@@ -34,8 +34,18 @@ _OUTBOX_COLUMNS = "id, projectid, viewer, epoch, kind, payload, attempts, next_a
 class Transaction:
     """The operations allowed inside one write transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, change_effects: tuple[str, ...] = ()) -> None:
         self._conn = conn
+        self._change_effects = change_effects
+
+    def record_change(self, record: ViewerRecord, source: str, detail: str = "") -> None:
+        """Save a state change: the record, its history line, and the side
+        effects every change needs (collector ads, database status rows),
+        all in this one transaction."""
+        self.put_viewer(record)
+        self.append_history(record, source, detail)
+        for kind in self._change_effects:
+            self.enqueue(record, kind, {"state": record.state})
 
     # -- viewers ---------------------------------------------------------
     def get_viewer(self, projectid: str, viewer: str) -> ViewerRecord | None:
@@ -94,6 +104,16 @@ class Transaction:
              record.status, source, detail[:2000]),
         )
 
+    def add_snapshot(self, record: ViewerRecord, path: str, checksum: str, platform: str, version: str) -> int:
+        """Record a saved viewer database handed over by ``vruntask finish``."""
+        cur = self._conn.execute(
+            "INSERT INTO snapshots (projectid, viewer, epoch, viewer_uuid, path, checksum, platform, version,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.projectid, record.viewer, record.epoch, record.viewer_uuid, path, checksum, platform,
+             version, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
     def add_results(self, record: ViewerRecord, results: list[dict[str, Any]]) -> None:
         """Keep the results a launch must upload; the daemon owns them from now on."""
         for result in results:
@@ -106,8 +126,10 @@ class Transaction:
 class Store:
     """Opens the registry file and hands out per-thread connections."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, change_effects: tuple[str, ...] = ()) -> None:
+        """``change_effects``: outbox kinds enqueued with every state change."""
         self.path = Path(path)
+        self.change_effects = change_effects
         self._local = threading.local()
         self._init_schema()
 
@@ -144,7 +166,7 @@ class Store:
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield Transaction(conn)
+            yield Transaction(conn, self.change_effects)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -195,6 +217,15 @@ class Store:
             (projectid, viewer),
         ).fetchall()
         return [{"epoch": epoch, **json.loads(payload)} for epoch, payload in rows]
+
+    def snapshots(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute(
+            "SELECT id, epoch, viewer_uuid, path, checksum, platform, version, created_at FROM snapshots"
+            " WHERE projectid=? AND viewer=? ORDER BY id",
+            (projectid, viewer),
+        ).fetchall()
+        keys = ("id", "epoch", "viewer_uuid", "path", "checksum", "platform", "version", "created_at")
+        return [dict(zip(keys, r)) for r in rows]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

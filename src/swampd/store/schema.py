@@ -69,4 +69,16 @@ SCHEMA: tuple[str, ...] = (
         created_at REAL NOT NULL,
         uploaded_at REAL
     )""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        projectid TEXT NOT NULL,
+        viewer TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        viewer_uuid TEXT NOT NULL,
+        path TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        version TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
 )
