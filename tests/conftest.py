@@ -18,7 +18,6 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
 
     def make(start: bool = True, **kwargs: Any) -> Daemon:
         daemon = Daemon(tmp_path / f"d{len(made)}", **kwargs)
-        daemon.root.mkdir(parents=True, exist_ok=True)
         made.append(daemon)
         return daemon.start() if start else daemon
 

@@ -62,6 +62,7 @@ class Daemon:
                  agentmonitor: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.root / "state"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"

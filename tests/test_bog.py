@@ -1,0 +1,35 @@
+import os
+import stat
+
+import pytest
+
+from swampd.launchpad.bog import BogError, format_bog, parse_bog, read_bog, write_private
+
+
+def test_round_trip_in_sorted_order_without_empty_values():
+    text = format_bog({"viewer": "CodeDX", "apikey": "k", "db_path": "", "url": "a=b"})
+    assert text.splitlines() == ["# Bill Of Goods File: swampd", "apikey=k", "url=a=b", "viewer=CodeDX"]
+    assert parse_bog(text) == {"apikey": "k", "url": "a=b", "viewer": "CodeDX"}
+
+
+@pytest.mark.parametrize("value", ["two\nlines", " padded", "cr\r"])
+def test_values_swamps_reader_would_corrupt_are_refused(value):
+    with pytest.raises(BogError):
+        format_bog({"key": value})
+
+
+def test_bad_key_is_refused():
+    with pytest.raises(BogError):
+        format_bog({"a b": "x"})
+
+
+def test_private_write_is_0600(tmp_path):
+    path = tmp_path / "x.bog"
+    write_private(path, format_bog({"apikey": "secret"}))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert read_bog(path)["apikey"] == "secret"
+
+
+def test_garbage_line_is_an_error():
+    with pytest.raises(BogError):
+        parse_bog("just words\n")

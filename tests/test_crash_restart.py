@@ -1,0 +1,74 @@
+"""Invariant 2: kill -9 at awkward moments, restart, and nothing is lost or doubled."""
+from __future__ import annotations
+
+import urllib.request
+import xmlrpc.client
+
+import pytest
+
+from support.daemon import wait_for
+
+KEY = ("crash-proj", "CodeDX")
+
+
+def launch_ignoring_crash(daemon) -> None:
+    try:
+        daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    except (OSError, xmlrpc.client.ProtocolError):
+        pass  # the daemon may die before it answers
+
+
+def ready(daemon):
+    record = daemon.api.getViewer(*KEY)
+    return record if record["state"] == 2 else None
+
+
+@pytest.mark.parametrize("failpoint", [
+    "launch.after_commit",   # claim committed, caller not yet answered
+    "submit.before",         # intent recorded, job not started
+    "local.before_spawn",    # job dir written, lock taken, no process yet
+    "local.after_spawn",     # job running, daemon has not recorded it
+    "submit.after",          # job running and adopted, record not updated
+])
+def test_kill9_during_launch_then_restart_gives_one_viewer(make_daemon, failpoint):
+    daemon = make_daemon(start=False)
+    daemon.start(extra_env={"SWAMPD_FAILPOINTS": failpoint})
+    launch_ignoring_crash(daemon)
+    assert daemon.wait_exit(30) == -9, daemon.log()
+
+    daemon.start()  # no failpoints now
+    record = wait_for(lambda: ready(daemon), 60, what="READY after restart")
+    assert record["epoch"] == 1
+    assert urllib.request.urlopen(record["url"], timeout=10).status == 200
+    assert len(daemon.viewer_pids()) == 1
+    assert len(list(daemon.jobs_dir().iterdir())) == 1
+    # A second launch request after recovery joins the same viewer.
+    again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    assert again["launched"] is False and again["epoch"] == 1
+
+
+def test_kill9_while_ready_keeps_viewer_and_url(daemon):
+    daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    before = wait_for(lambda: ready(daemon), 60, what="READY")
+    viewer_pids = daemon.viewer_pids()
+    daemon.kill9()
+    # The viewer keeps serving while the daemon is down.
+    assert urllib.request.urlopen(before["url"], timeout=10).status == 200
+    daemon.start()
+    after = daemon.api.getViewer(*KEY)
+    assert (after["state"], after["url"], after["epoch"]) == (2, before["url"], 1)
+    daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    assert daemon.viewer_pids() == viewer_pids
+    # And it is still managed: a stop reaches the adopted job.
+    daemon.api.stopViewer(*KEY)
+    wait_for(lambda: daemon.api.getViewer(*KEY)["state"] == -7, 30, what="TERMINATED")
+    wait_for(lambda: not daemon.viewer_pids(), 30, what="viewer process gone")
+
+
+def test_history_survives_restart(daemon):
+    daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    wait_for(lambda: ready(daemon), 60, what="READY")
+    daemon.kill9()
+    daemon.start()
+    states = [h["state_name"] for h in daemon.api.viewerHistory(*KEY)]
+    assert states[0] == "LAUNCHING" and "READY" in states
