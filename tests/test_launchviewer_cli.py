@@ -1,0 +1,76 @@
+"""launchviewer's contract with the database: one line, SUCCESS or ERROR..., and exit codes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+
+from support.daemon import SRC, free_port, wait_for
+
+
+def launchviewer(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    base = {"PYTHONPATH": str(SRC)}
+    if env is None:
+        base.update({k: v for k, v in os.environ.items() if k in ("PATH", "HOME")})
+    else:
+        base.update(env)
+    return subprocess.run([sys.executable, "-m", "swampd.cli.launchviewer", *args], capture_output=True,
+                          text=True, timeout=timeout, env=base, stdin=subprocess.DEVNULL, cwd="/")
+
+
+def test_success_is_one_line_and_exit_0(daemon):
+    out = launchviewer("--url", daemon.url, "--viewer_name", "CodeDX", "--project", "cli-p",
+                       "--user_uuid", "u-1", "--viewer_uuid", "vi-1", "--viewer_db_path", "NULL")
+    assert (out.returncode, out.stdout) == (0, "SUCCESS\n"), out.stderr
+    record = daemon.api.getViewer("cli-p", "CodeDX")
+    assert record["state"] in (1, 2) and record["userid"] == "u-1" and record["viewer_uuid"] == "vi-1"
+
+
+def test_options_as_the_stored_procedure_passes_them(daemon):
+    out = launchviewer("--url", daemon.url, "--viewer_name", "CodeDX", "--project", "proc-p",
+                       "--viewer_db_checksum", "NULL", "--viewer_uuid", "vi-2", "--user_uuid", "u-2",
+                       "--package", "my pkg", "--tool_name", "tool", "--source_archive_path", "/swamp/src.tgz",
+                       "--package_type", "1", "--file_path", "/swamp/r1.xml", "--file_path", "/swamp/r2.xml")
+    assert (out.returncode, out.stdout) == (0, "SUCCESS\n"), out.stderr
+
+
+def test_wait_prints_the_url_of_a_working_viewer(daemon):
+    out = launchviewer("--url", daemon.url, "--viewer_name", "CodeDX", "--project", "w", "--wait", "60")
+    assert out.returncode == 0, out.stdout + out.stderr
+    url = out.stdout.strip()
+    assert out.stdout.count("\n") == 1 and url.startswith("http://127.0.0.1:")
+    assert urllib.request.urlopen(url, timeout=10).status == 200
+
+
+def test_errors_are_one_error_line_with_nonzero_exit(daemon):
+    for args, code in (
+        (("--viewer_name", "NoSuchViewer", "--project", "p"), 1),
+        (("--viewer_name", "CodeDX", "--project", "'; rm -rf /"), 1),
+        (("--viewer_name", "CodeDX", "--project", "../../x"), 1),
+        (("--viewer_name", "CodeDX"), 2),
+        (("--viewer_name", "CodeDX", "--project", "p", "--no-such-option", "x"), 2),
+        (("--viewer_name", "CodeDX", "--project", "p", "--results_type", "results"), 1),
+    ):
+        out = launchviewer("--url", daemon.url, *args)
+        assert out.returncode == code, (args, out.stdout, out.stderr)
+        assert out.stdout.startswith("ERROR") and out.stdout.count("\n") == 1, (args, out.stdout)
+    assert daemon.api.listViewers() == []
+
+
+def test_daemon_down_is_a_quick_clear_error():
+    url = f"http://127.0.0.1:{free_port()}/"
+    out = launchviewer("--url", url, "--viewer_name", "CodeDX", "--project", "p", timeout=15)
+    assert out.returncode == 3
+    assert out.stdout.startswith("ERROR: swampd is not reachable at " + url) and out.stdout.count("\n") == 1
+
+
+def test_url_from_environment_with_a_bare_environment(daemon):
+    out = launchviewer("--viewer_name", "CodeDX", "--project", "bare", env={"SWAMPD_URL": daemon.url})
+    assert (out.returncode, out.stdout) == (0, "SUCCESS\n"), out.stderr
+
+
+def test_url_from_config_file(daemon):
+    out = launchviewer("--config", str(daemon.config), "--viewer_name", "CodeDX", "--project", "cfg", env={})
+    assert (out.returncode, out.stdout) == (0, "SUCCESS\n"), out.stderr
+    wait_for(lambda: daemon.api.getViewer("cfg", "CodeDX")["state"] == 2, 60, what="READY")
