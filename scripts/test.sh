@@ -3,6 +3,7 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh -k launch -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install.sh
+# System parts first: install.sh builds libvirt-python against libvirt-dev.
 scripts/setup-system.sh
+scripts/install.sh test,vm
 exec .venv/bin/python -m pytest "$@"
