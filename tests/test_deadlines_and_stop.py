@@ -1,6 +1,8 @@
 """Invariant 5 (every launch ends) and the stop contract."""
 from __future__ import annotations
 
+import os
+import time
 import urllib.request
 
 from support.daemon import wait_for
@@ -71,3 +73,34 @@ def test_idle_viewer_is_stopped_with_reason(make_daemon):
     assert any("idle for more than 2s" in s for s in history), history
     assert record["state_name"] == "SHUTDOWN"
     wait_for(lambda: not daemon.viewer_pids(), 30, what="viewer gone")
+
+
+
+def test_relaunch_after_error_waits_for_the_old_job_to_go(make_daemon):
+    """A launch taken from ERROR never overlaps the previous launch's still-running job."""
+    daemon = make_daemon(viewers={"CodeDX": {
+        # Ignores TERM, so the old job lingers after its ERROR until it is killed.
+        "command": ["{python}", "-c",
+                    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"],
+        "ready_timeout": 8}})
+    api = daemon.api
+    api.launchViewer({"projectid": "again", "viewer": "CodeDX"})
+    wait_for(lambda: api.getViewer("again", "CodeDX")["state"] == -5, 30, what="ERROR")
+    relaunch = api.launchViewer({"projectid": "again", "viewer": "CodeDX"})
+    assert relaunch["launched"] is True and relaunch["epoch"] == 2
+    most_groups = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and api.getViewer("again", "CodeDX")["state"] == 1:
+        most_groups = max(most_groups, len({os.getpgid(p) for p in daemon.viewer_pids() if _alive(p)}))
+        time.sleep(0.05)
+    assert most_groups <= 1, "the new job started while the old one was still running"
+    history = [h["status"] for h in api.viewerHistory("again", "CodeDX") if h["epoch"] == 2]
+    assert "Waiting for the viewer machine" in history, history
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.getpgid(pid)
+        return True
+    except ProcessLookupError:
+        return False

@@ -79,6 +79,11 @@ class ViewerService:
         self.config = config
         #: Outbox kinds enqueued when a snapshot is recorded (store_viewer, when configured).
         self.snapshot_effects: tuple[str, ...] = ()
+        #: Outbox kinds enqueued when a launch call brings results (upload, when configured).
+        self.result_effects: tuple[str, ...] = ()
+        #: Outbox kinds enqueued before the submit of a launch that restores a viewer
+        #: database (checksum verification), with {"path", "checksum"}.
+        self.restore_effects: tuple[str, ...] = ()
 
     # -- launch ------------------------------------------------------------
     def launch(self, req: LaunchRequest) -> dict[str, Any]:
@@ -91,7 +96,13 @@ class ViewerService:
             if launched:
                 previous_launch = record.launch_id
                 self._claim(record, req, now)
+                snapshot = tx.latest_snapshot(record.projectid, record.viewer)
+                if snapshot is not None:  # ours is never older than what the database passed
+                    record.db_path, record.db_checksum = snapshot["path"], snapshot["checksum"]
                 tx.record_change(record, "api", f"launch {record.launch_id}")
+                if record.db_path:
+                    for kind in self.restore_effects:
+                        tx.enqueue(record, kind, {"path": record.db_path, "checksum": record.db_checksum})
                 tx.enqueue(record, "submit")
                 if previous_launch:
                     tx.enqueue(record, "forget", {"launch_id": previous_launch})
@@ -100,6 +111,8 @@ class ViewerService:
                 tx.put_viewer(record)
             if req.results:
                 tx.add_results(record, req.results)
+                for kind in self.result_effects:
+                    tx.enqueue(record, kind)
         failpoint("launch.after_commit")
         if launched:
             log.info("%s: launch %d claimed (%s)", record.execrunid, record.epoch, record.launch_id)
