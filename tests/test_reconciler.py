@@ -1,0 +1,107 @@
+"""The reconciler in-process, around the real local scheduler with injected faults.
+
+Faults are injected by wrapping the real LocalScheduler (no double): while
+"down", its calls raise SchedulerUnavailable as an unreachable scheduler would.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from swampd.agentmonitor.reconciler import Reconciler, backoff
+from swampd.agentmonitor.service import LaunchRequest, ViewerService
+from swampd.config import AgentMonitorConfig, Config, SchedulerConfig, ViewerConfig
+from swampd.launchpad.jobs import SchedulerUnavailable
+from swampd.launchpad.launchpad import LaunchPad
+from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd.store import Store
+
+
+class Unreachable(LocalScheduler):
+    """The real local scheduler, with a switch that makes it not answer."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.down = False
+        self.submit_failures = 0
+
+    def observe(self):
+        if self.down:
+            raise SchedulerUnavailable("scheduler not answering (injected)")
+        return super().observe()
+
+    def submit(self, spec):
+        if self.submit_failures:
+            self.submit_failures -= 1
+            raise SchedulerUnavailable("scheduler not answering (injected)")
+        return super().submit(spec)
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    config = Config(AgentMonitorConfig(state_dir=tmp_path, workers=1),
+                    SchedulerConfig(stop_grace=2),
+                    {"CodeDX": ViewerConfig("CodeDX", command=("{python}", "-c", "import time; time.sleep(60)"),
+                                            ready_timeout=5)})
+    store = Store(tmp_path / "registry.sqlite3")
+    scheduler = Unreachable(tmp_path / "jobs", 2)
+    reconciler = Reconciler(store, LaunchPad(scheduler, tmp_path / "jobs", "http://127.0.0.1:9/"), config)
+    service = ViewerService(store, reconciler, config)
+    yield store, scheduler, reconciler, service
+    for launch_id in list(scheduler.observe()):
+        scheduler.remove(launch_id, "test over")
+
+
+def test_submit_is_retried_with_backoff_until_the_scheduler_answers(world):
+    store, scheduler, reconciler, service = world
+    scheduler.submit_failures = 2
+    service.launch(LaunchRequest("p", "CodeDX"))
+    reconciler.process(("p", "CodeDX"))
+    (item,) = store.pending_outbox()
+    assert item.kind == "submit" and item.attempts == 1 and "not answering" in item.last_error
+    for _ in range(2):
+        with store.transaction() as tx:
+            tx.retry_later(item.id, item.last_error, 0)  # due now, instead of waiting out the backoff
+        reconciler.process(("p", "CodeDX"))
+    assert store.pending_outbox() == []
+    record = store.get_viewer("p", "CodeDX")
+    assert record.job_ref == record.launch_id and record.state == 1
+
+
+def test_unknown_is_not_gone(world):
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    reconciler.process(("p", "CodeDX"))
+    scheduler.down = True
+    for _ in range(3):
+        reconciler.resync()
+        reconciler.process(("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    assert record.state == 1 and record.epoch == 1
+    assert service.get("p", "CodeDX")["stale"] is True
+    assert len(list((Path(store.path).parent / "jobs").iterdir())) == 1  # nothing resubmitted
+    scheduler.down = False
+    reconciler.resync()
+    reconciler.process(("p", "CodeDX"))
+    seen = service.get("p", "CodeDX")
+    assert seen["stale"] is False and seen["job"] == "running"
+
+
+def test_job_that_vanishes_ends_the_launch_once_the_scheduler_says_so(world):
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    reconciler.process(("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    scheduler.remove(record.launch_id, "killed behind swampd's back")
+    time.sleep(0.01)
+    reconciler.resync()
+    reconciler.process(("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    assert record.state == -5 and "removed" in record.status
+
+
+def test_backoff_grows_and_is_capped():
+    assert backoff(0) < backoff(3) < backoff(6)
+    assert all(backoff(n) <= 60 * 1.2 for n in range(50))
