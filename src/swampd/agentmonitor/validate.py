@@ -6,7 +6,7 @@ below it may assume well-formed input.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from swampd.errors import Fault, SwampdError
 from swampd.identifiers import preview, check_identifier
@@ -49,11 +49,16 @@ def text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
     return value
 
 
-def optional_identifier(struct: dict[str, Any], key: str) -> str:
+def _optional(struct: dict[str, Any], key: str, check: Callable[[Any, str], str]) -> str:
+    """``struct[key]`` checked by ``check``; absent, empty or SQL's NULL word gives ''."""
     value = struct.get(key, "")
     if isinstance(value, str) and value in NULL_WORDS:
         return ""
-    return check_identifier(key, value)
+    return check(value, key)
+
+
+def optional_identifier(struct: dict[str, Any], key: str) -> str:
+    return _optional(struct, key, lambda value, name: check_identifier(name, value))
 
 
 def absolute_path(value: Any, name: str) -> str:
@@ -67,19 +72,17 @@ def absolute_path(value: Any, name: str) -> str:
 
 
 def optional_path(struct: dict[str, Any], key: str) -> str:
-    value = struct.get(key, "")
-    if isinstance(value, str) and value in NULL_WORDS:
-        return ""
-    return absolute_path(value, key)
+    return _optional(struct, key, absolute_path)
+
+
+def checksum(value: Any, name: str) -> str:
+    if not isinstance(value, str) or CHECKSUM_RE.fullmatch(value) is None:
+        raise bad(f"{name} must be a hexadecimal checksum (32 to 128 digits)")
+    return value.lower()
 
 
 def optional_checksum(struct: dict[str, Any], key: str) -> str:
-    value = struct.get(key, "")
-    if isinstance(value, str) and value in NULL_WORDS:
-        return ""
-    if not isinstance(value, str) or CHECKSUM_RE.fullmatch(value) is None:
-        raise bad(f"{key} must be a hexadecimal checksum (32 to 128 digits)")
-    return value.lower()
+    return _optional(struct, key, checksum)
 
 
 def results_list(value: Any) -> list[dict[str, Any]]:
