@@ -143,3 +143,17 @@ def test_swampd_cli_commands(daemon):
     assert "TERMINATED" in history.stdout
     bad = swampd("stop", "../x", "CodeDX")
     assert bad.returncode == 1 and "fault 1" in bad.stderr
+
+
+def test_port_in_use_is_a_clear_error(daemon, tmp_path):
+    out = run_serve("--state-dir", str(tmp_path / "other"), "--port", str(daemon.port))
+    assert out.returncode == 1 and f"cannot listen on 127.0.0.1:{daemon.port}" in out.stderr
+
+
+def test_client_commands_with_the_daemon_down():
+    from support.daemon import free_port
+
+    out = subprocess.run([sys.executable, "-m", "swampd.cli.swampd_main", "--url",
+                          f"http://127.0.0.1:{free_port()}/", "viewers"], capture_output=True, text=True,
+                         timeout=30, env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.returncode == 3 and "cannot reach the daemon" in out.stderr
