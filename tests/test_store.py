@@ -87,3 +87,14 @@ def test_outbox_retry_and_complete(tmp_path):
     with store.transaction() as tx:
         tx.complete(again.id)
     assert store.pending_outbox() == []
+
+
+def test_keys_of_launches_filters_by_launch_and_state(tmp_path):
+    store = Store(tmp_path / "r.sqlite3")
+    with store.transaction() as tx:
+        for n, state in enumerate((-5, 2, -7)):
+            tx.put_viewer(ViewerRecord(f"p{n}", "CodeDX", f"vrun_p{n}_CodeDX", launch_id=f"L{n}", state=state))
+    ended = {-5, -7}
+    assert sorted(store.keys_of_launches({"L0", "L1", "L2", "nope"}, ended)) == [("p0", "CodeDX"), ("p2", "CodeDX")]
+    many = {f"x{i}" for i in range(1200)} | {"L0"}
+    assert store.keys_of_launches(many, ended) == [("p0", "CodeDX")]

@@ -35,7 +35,11 @@ EXIT_IN_USE = 2
 
 
 class StartupError(Exception):
-    """The daemon cannot start; the message says why."""
+    """The daemon cannot start; the message says why, the exit code what kind of why."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class StateDirLock:
@@ -52,7 +56,8 @@ class StateDirLock:
         except filelock.Timeout:
             holder = _read_pid(self.pid_file)
             who = f"pid {holder}" if holder else "another process"
-            raise StartupError(f"state dir {self.state_dir} is in use by another swampd ({who})") from None
+            raise StartupError(f"state dir {self.state_dir} is in use by another swampd ({who})",
+                               EXIT_IN_USE) from None
         self.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
 
     def release(self) -> None:
@@ -160,7 +165,7 @@ def serve(config: Config) -> int:
         daemon = Daemon(config)
     except StartupError as exc:
         print(f"swampd: {exc}", file=sys.stderr)
-        return EXIT_IN_USE if "in use" in str(exc) else EXIT_FAILED
+        return exc.exit_code
     signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
     daemon.start()

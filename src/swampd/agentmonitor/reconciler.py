@@ -35,6 +35,10 @@ SELF_COMPLETING = frozenset({"submit"})
 MAX_BACKOFF = 60.0
 
 
+class PreviousJobAlive(Exception):
+    """A new launch waits for the previous launch's job to leave."""
+
+
 @dataclass
 class ObservedWorld:
     """The last bulk answer from the scheduler."""
@@ -153,9 +157,7 @@ class Reconciler:
         if not self.world.answered:
             return set()
         live = {lid for lid, obs in self.world.jobs.items() if not obs.finished}
-        if not live:
-            return set()
-        return {r.key for r in self.store.list_viewers() if r.launch_id in live and r.viewer_state in ENDED}
+        return set(self.store.keys_of_launches(live, ENDED)) if live else set()
 
     # -- workers -----------------------------------------------------------
     def _work_loop(self) -> None:
@@ -243,6 +245,11 @@ class Reconciler:
                 or record.viewer_state is not ViewerState.LAUNCHING):
             self._complete(item)  # that launch is over or cancelled: nothing to submit
             return
+        previous = str(item.payload.get("previous_launch_id", ""))
+        if previous and self._job_may_be_alive(previous):
+            # One viewer per key: the new job starts only once the old one is
+            # gone (a scheduler's remove may return before the job has left).
+            raise PreviousJobAlive(f"previous launch {previous} still has a job; waiting for it to end")
         viewer_cfg = self.config.viewers[record.viewer]
         failpoint("submit.before")
         try:
@@ -260,6 +267,13 @@ class Reconciler:
                     current.status = "Waiting for the viewer machine"
                 tx.record_change(current, "launchpad", f"submitted job {job_ref}")
             tx.complete(item.id)
+
+    def _job_may_be_alive(self, launch_id: str) -> bool:
+        """False only when the scheduler answered and that job is finished or unknown to it."""
+        if not self.world.answered:
+            return True
+        observation = self.world.jobs.get(launch_id)
+        return observation is not None and not observation.finished
 
     def _fail_launch(self, record: ViewerRecord, item: OutboxItem, reason: str) -> None:
         with self.store.transaction() as tx:

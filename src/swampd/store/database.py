@@ -189,6 +189,20 @@ class Store:
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
+    def keys_of_launches(self, launch_ids: set[str], states: frozenset[int] | set[int]) -> list[tuple[str, str]]:
+        """Keys whose current launch is one of ``launch_ids`` and whose state is in ``states``."""
+        conn, ids, found = self._connect(), sorted(launch_ids), []
+        state_marks = ", ".join("?" for _ in states)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = conn.execute(
+                f"SELECT projectid, viewer FROM viewers WHERE launch_id IN ({', '.join('?' for _ in chunk)})"
+                f" AND state IN ({state_marks})",
+                (*chunk, *(int(s) for s in states)),
+            ).fetchall()
+            found += [(r[0], r[1]) for r in rows]
+        return found
+
     def due_outbox(self, projectid: str, viewer: str, now: float) -> list[OutboxItem]:
         rows = self._connect().execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE projectid=? AND viewer=? AND done_at IS NULL"

@@ -34,6 +34,7 @@ SCHEMA: tuple[str, ...] = (
         PRIMARY KEY (projectid, viewer)
     )""",
     "CREATE INDEX IF NOT EXISTS viewers_state ON viewers (state)",
+    "CREATE INDEX IF NOT EXISTS viewers_launch ON viewers (launch_id)",
     """CREATE TABLE IF NOT EXISTS outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         projectid TEXT NOT NULL,
