@@ -65,14 +65,19 @@ class Step:
     remove_job: bool = False
 
 
-def next_step(facts: Facts, deadlines: Deadlines, now: float) -> Step | None:
-    """The step to take now, or None when the viewer is where it should be."""
+def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool = True) -> Step | None:
+    """The step to take now, or None when the viewer is where it should be.
+
+    ``remove_held``: a held job ends its launch in ERROR either way (with the
+    hold reason); False leaves the job held for an operator to look at
+    instead of removing it.
+    """
     state, job = facts.state, facts.job
     detail = f": {facts.job_detail}" if facts.job_detail else ""
 
     if state is ViewerState.LAUNCHING:
         if job is JobView.HELD:
-            return Step(ViewerState.ERROR, f"Viewer job held{detail}", remove_job=True)
+            return Step(ViewerState.ERROR, f"Viewer job held{detail}", remove_job=remove_held)
         if job in GONE:
             return Step(ViewerState.ERROR, f"Viewer job ended before the viewer was up{detail}")
         if now - facts.launched_at > deadlines.ready_timeout:
@@ -85,7 +90,7 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float) -> Step | None:
 
     if state is ViewerState.READY:
         if job is JobView.HELD:
-            return Step(ViewerState.ERROR, f"Viewer job held{detail}", remove_job=True)
+            return Step(ViewerState.ERROR, f"Viewer job held{detail}", remove_job=remove_held)
         if job in GONE:
             return Step(ViewerState.SHUTDOWN, f"Viewer job ended{detail}")
         if now - facts.launched_at > deadlines.max_lifetime:
@@ -124,7 +129,7 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float) -> Step | None:
     if state is ViewerState.TERMINATE_FAILED and job in GONE:
         return Step(ViewerState.TERMINATED, "Terminated")
 
-    if state in ENDED and job in ALIVE:
+    if state in ENDED and job in ALIVE and (remove_held or job is not JobView.HELD):
         # An ended launch whose job still runs (a guest that ignored its end,
         # or a remove that failed): keep asking for it to go.
         return Step(None, "", remove_job=True)

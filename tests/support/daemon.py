@@ -60,7 +60,8 @@ class Daemon:
 
     def __init__(self, root: Path, viewers: dict[str, dict[str, Any]] | None = None,
                  agentmonitor: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
+        """``extra``: more top-level tables, e.g. {"mariadb": {...}, "codedx": {...}}."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.root / "state"
@@ -72,6 +73,7 @@ class Daemon:
                                              "scheduler": {"stop_grace": 3, **(scheduler or {})}}
         for name, table in (viewers or {"CodeDX": {}}).items():
             tables[f"viewers.{name}"] = table
+        tables.update(extra or {})
         self.config = write_config(self.root / "swampd.toml", tables)
         self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None

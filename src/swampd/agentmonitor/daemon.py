@@ -19,9 +19,12 @@ from pathlib import Path
 import filelock
 
 from swampd.config import Config, daemon_url
+from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd.states import ACTIVE
 from swampd.store import Store
+from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.api import AgentMonitorAPI
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
@@ -91,10 +94,67 @@ def read_token(token_file: str) -> str | None:
     return token
 
 
-def make_scheduler(config: Config, jobs_root: Path) -> LocalScheduler:
+def make_scheduler(config: Config, jobs_root: Path, store: Store | None = None) -> Scheduler:
     if config.scheduler.kind == "local":
         return LocalScheduler(jobs_root, config.scheduler.stop_grace)
+    if config.scheduler.kind == "htcondor":
+        return make_htcondor_scheduler(config, jobs_root, store)
     raise StartupError(f"scheduler.kind = {config.scheduler.kind!r} is not available in this build")
+
+
+def make_htcondor_scheduler(config: Config, jobs_root: Path, store: Store | None) -> Scheduler:
+    """The HTCondor backend with the real bindings; the schedd is located on first use."""
+    from swampd.launchpad.schedulers.htcondor import HTCondorScheduler, LazySchedd
+
+    tracked = (lambda: tracked_jobs(store)) if store is not None else None
+    return HTCondorScheduler(LazySchedd(config.htcondor), config.htcondor, config.viewers, jobs_root, tracked)
+
+
+def tracked_jobs(store: Store) -> dict[str, str]:
+    """Launch id -> job ref of every launch still followed (its job may have left the queue)."""
+    return {r.launch_id: r.job_ref for r in store.list_viewers() if r.job_ref and r.state in ACTIVE}
+
+
+def register_ad_effects(reconciler: Reconciler, store: Store, config: Config) -> AdRefresher | None:
+    """Mirror viewer states into SWAMP's collector ads when ``[htcondor] advertise`` is on (issue 3)."""
+    if "advertise" not in store.change_effects:
+        return None
+    from swampd.launchpad.schedulers.htcondor import make_collector
+
+    publisher = AdPublisher(store, make_collector(config.htcondor), config.htcondor)
+    reconciler.register_handler("advertise", publisher.handle)
+    return AdRefresher(publisher.refresh, config.htcondor.ad_refresh)
+
+
+def change_effects(config: Config) -> tuple[str, ...]:
+    """Outbox kinds every state change needs: uploads wait for READY, history rows follow every change."""
+    kinds: list[str] = []
+    if config.codedx is not None:
+        kinds.append("upload")
+    if config.mariadb is not None and config.mariadb.launch_history:
+        kinds.append("launch_history")
+    if config.scheduler.kind == "htcondor" and config.htcondor.advertise:
+        kinds.append("advertise")
+    return tuple(kinds)
+
+
+def register_database_effects(reconciler: Reconciler, service: ViewerService, store: Store,
+                              config: Config, state_dir: Path) -> None:
+    """Wire the Code Dx uploads, store_viewer, snapshot checks and launch history (issue 5)."""
+    from swampd.agentmonitor.uploads import Uploader
+    from swampd.agentmonitor.viewerdb import ViewerDatabases
+
+    databases = ViewerDatabases(store, config.mariadb)
+    reconciler.register_handler("verify_snapshot", databases.verify_snapshot)
+    reconciler.register_handler("store_viewer", databases.store_viewer)
+    reconciler.register_handler("launch_history", databases.launch_history)
+    service.restore_effects = ("verify_snapshot",)
+    if config.mariadb is not None:
+        service.snapshot_effects = ("store_viewer",)
+    uploader = Uploader(store, config.codedx, state_dir / "uploads") if config.codedx is not None else None
+    reconciler.register_handler("upload", uploader.handle if uploader else (lambda item: None))
+    if uploader is not None:
+        service.result_effects = ("upload",)
 
 
 class Daemon:
@@ -109,8 +169,8 @@ class Daemon:
         self.lock.acquire()
         try:
             token = read_token(am.token_file)
-            self.store = Store(self.state_dir / "registry.sqlite3")
-            scheduler = make_scheduler(config, self.state_dir / "jobs")
+            self.store = Store(self.state_dir / "registry.sqlite3", change_effects=change_effects(config))
+            scheduler = make_scheduler(config, self.state_dir / "jobs", self.store)
             for viewer in config.viewers.values():
                 if viewer.platform not in scheduler.platforms:
                     raise StartupError(
@@ -127,6 +187,8 @@ class Daemon:
             self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url)
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
+            register_database_effects(self.reconciler, self.service, self.store, config, self.state_dir)
+            self.ad_refresher = register_ad_effects(self.reconciler, self.store, config)
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))
         except BaseException:
             self.lock.release()
@@ -139,6 +201,8 @@ class Daemon:
 
     def start(self) -> None:
         self.reconciler.start()
+        if self.ad_refresher is not None:
+            self.ad_refresher.start()
         threading.Thread(target=self.server.serve_forever, name="xmlrpc", daemon=True).start()
         log.info("swampd serving on %s:%d, state dir %s (%s)", self.config.agentmonitor.host, self.port,
                  self.state_dir, self.config.source)
@@ -154,6 +218,8 @@ class Daemon:
         self.server.shutdown()
         self.server.server_close()
         self.reconciler.stop()
+        if self.ad_refresher is not None:
+            self.ad_refresher.stop()
         self.store.close()
         self.lock.release()
         log.info("swampd stopped")

@@ -213,7 +213,7 @@ class Reconciler:
                               stop_timeout=self.config.scheduler.stop_grace * 3 + 30)
         facts = Facts(record.viewer_state, record.launched_at, record.ready_at, record.last_request_at,
                       record.stop_requested_at, view, detail)
-        step = next_step(facts, deadlines, self.clock())
+        step = next_step(facts, deadlines, self.clock(), remove_held=self.config.htcondor.on_hold != "leave")
         if step is None:
             return False
         return self._apply(record, step)

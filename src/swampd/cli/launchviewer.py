@@ -11,12 +11,14 @@ user's wait.
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 import sys
 import time
 import xmlrpc.client
 from typing import Any, NoReturn
 
+from swampd.cli.lookup import client_config
 from swampd.clients.rpc import connect, resolve
 
 EXIT_OK = 0
@@ -25,6 +27,10 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 NULL_WORDS = ("", "NULL", "null")
 READY, LAUNCHING = 2, 1
+#: Package and tool names become Code Dx project and analysis names; they never
+#: reach a shell or a path, but a name with quotes or shell syntax in it is a
+#: sign of an injection attempt through the stored procedure, so it is refused.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+@:,()\[\]-]{0,199}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="launchviewer", allow_abbrev=False,
                 description="Ask swampd to start the viewer of a project (SWAMP launch_viewer drop-in).")
     p.add_argument("--viewer_name", "--viewer", dest="viewer_name", required=True)
-    p.add_argument("--project", required=True)
+    p.add_argument("--project", default="")  # required for every viewer but Native
     p.add_argument("--viewer_uuid", default="")
     p.add_argument("--user_uuid", default="")
     p.add_argument("--viewer_db_path", default="")
@@ -97,11 +103,35 @@ def launch_struct(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run once; whatever goes wrong, the caller reads one ERROR line (never nothing)."""
+    try:
+        return _main(argv)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the database must never get an empty answer
+        _say(f"ERROR: launchviewer failed: {type(exc).__name__}: {exc}")
+        return EXIT_ERROR
+
+
+def _bad_name(args: argparse.Namespace) -> str | None:
+    for option in ("package", "tool_name"):
+        value = _value(getattr(args, option))
+        if value and NAME_RE.fullmatch(value) is None:
+            return f"--{option} {value[:40]!r} contains characters that are not allowed in a name"
+    return None
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if _value(args.results_type):
         _say("ERROR: the Native viewer (--results_type) is not available in swampd yet")
         return EXIT_ERROR
-    url, token = resolve(args.url, args.config)
+    problem = None if _value(args.project) else "the following arguments are required: --project"
+    problem = problem or _bad_name(args)
+    if problem:
+        _say(f"ERROR: {problem}")
+        return EXIT_USAGE
+    url, token = resolve(args.url, client_config(args.config))
     proxy = connect(url, token, timeout=30.0)
     try:
         reply = proxy.agentMonitor.launchViewer(launch_struct(args))

@@ -25,6 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", default=None)
     serve.add_argument("--debug", action="store_true", help="log at debug level")
 
+    dm = sub.add_parser("domainmonitor", help="reap viewer VMs whose vruntask is gone (run on a hypervisor)")
+    dm.add_argument("--once", action="store_true", help="one pass, then exit")
+    dm.add_argument("--uri", default="qemu:///system", help="libvirt URI (default qemu:///system)")
+    dm.add_argument("--grace", type=float, default=60.0, help="seconds an orphan is left before it is reaped")
+    dm.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
+    dm.add_argument("--state-file", default=None,
+                    help="where orphans' first sighting is kept (default: <state dir>/domainmonitor.json)")
+
     sub.add_parser("viewers", help="list every viewer the daemon knows")
     for name, help_text in (("status", "show one viewer"), ("stop", "stop one viewer (idempotent)"),
                             ("history", "show one viewer's state history")):
@@ -38,7 +46,40 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "domainmonitor":
+        return _domainmonitor(args)
     return _client(args)
+
+
+def _domainmonitor(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import threading
+
+    from swampd.clients.rpc import client_settings
+    from swampd.config import default_state_dir
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s domainmonitor[%(process)d] %(levelname)s %(message)s")
+    try:
+        from swampd.domainmonitor.monitor import DomainMonitor
+    except ImportError as exc:
+        print(f"swampd: domainmonitor needs libvirt-python (pip install 'swampd[vm]'): {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # No --url: each domain's own AgentMonitor URL (from its metadata) is asked.
+    _, token = client_settings(args.config)
+    url = args.url or os.environ.get("SWAMPD_URL") or None
+    state_file = Path(args.state_file) if args.state_file else default_state_dir() / "domainmonitor.json"
+    monitor = DomainMonitor(args.uri, args.grace, url, token, state_file)
+    if args.once:
+        for decision in monitor.pass_once():
+            print(f"{decision.name} {decision.action.value} {decision.reason}".rstrip())
+        return EXIT_OK
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    monitor.run(args.interval, stop)
+    return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vruntask", description="swampd execute-node agent")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("run", "run one viewer launch from its BOG to the end"),
-                            ("monitor", "follow out/job_events.log and report to the AgentMonitor")):
+                            ("prepare", "lay out the sandbox, viewer database and disks (pre-command)"),
+                            ("monitor", "follow out/job_events.log and report to the AgentMonitor"),
+                            ("finish", "save the viewer database snapshot and report it (post-command)")):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--job-dir", default=".", help="the job sandbox (default: the current directory)")
         p.add_argument("--bog", required=True, help="BOG file name inside the job dir")
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run(job_dir, args.bog, args.token_file, args.stop_grace)
+        if args.command == "prepare":
+            from swampd.vruntask.steps import prepare_step
+
+            return prepare_step(job_dir, args.bog, args.token_file)
+        if args.command == "finish":
+            from swampd.vruntask.steps import finish_step
+
+            return finish_step(job_dir, args.bog, args.token_file)
         return monitor_only(job_dir, args.bog, args.token_file)
     except (JobError, BogError) as exc:
         print(f"vruntask: {exc}", file=sys.stderr)

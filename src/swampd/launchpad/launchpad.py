@@ -49,6 +49,21 @@ def build_viewer_bog(record: ViewerRecord, viewer: ViewerConfig, agentmonitor_ur
         "swampd_ready_timeout": f"{viewer.ready_timeout:g}",
         "swampd_probe_path": viewer.probe_path,
         "swampd_viewer_command": json.dumps(list(viewer.command)),
+        # the vm platform's keys (vruntask prepare/run/finish)
+        "platform_image": viewer.image,
+        "swampd_libvirt_uri": viewer.libvirt_uri,
+        "swampd_vm_domain_type": viewer.domain_type,
+        "swampd_vm_memory": str(viewer.memory),
+        "swampd_vm_cpus": str(viewer.cpus),
+        "swampd_vm_network": viewer.network,
+        "swampd_vm_kernel": viewer.kernel,
+        "swampd_vm_initrd": viewer.initrd,
+        "swampd_vm_cmdline": viewer.cmdline,
+        "swampd_boot_timeout": f"{viewer.boot_timeout:g}",
+        "swampd_shutdown_timeout": f"{viewer.shutdown_timeout:g}",
+        "swampd_output_disk_mib": str(viewer.output_disk_mib),
+        "swampd_props_file": viewer.props_file,
+        "swampd_viewer_store": viewer.viewer_store,
     }
 
 
@@ -80,8 +95,10 @@ class LaunchPad:
         """Write the BOG and token (0600) and submit; adopts an existing job."""
         job_dir = self.job_dir(record.launch_id)
         job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_private(job_dir / bog_file_name(record.execrunid),
-                      format_bog(build_viewer_bog(record, viewer, self.agentmonitor_url)))
+        bog = build_viewer_bog(record, viewer, self.agentmonitor_url)
+        if not bog.get("swampd_viewer_store"):  # single host: saved databases live beside the state
+            bog["swampd_viewer_store"] = str(self.jobs_root.parent / "SCAProjects")
+        write_private(job_dir / bog_file_name(record.execrunid), format_bog(bog))
         write_private(job_dir / TOKEN_FILE, record.token + "\n")
         argv = (sys.executable, "-m", "swampd.cli.vruntask_main", "run",
                 "--bog", bog_file_name(record.execrunid), "--token-file", TOKEN_FILE)

@@ -114,6 +114,36 @@ class Transaction:
         )
         return int(cur.lastrowid or 0)
 
+    def latest_snapshot(self, projectid: str, viewer: str) -> dict[str, Any] | None:
+        """The last viewer database recorded for this key, if any."""
+        row = self._conn.execute(
+            "SELECT id, epoch, viewer_uuid, path, checksum, platform, version FROM snapshots"
+            " WHERE projectid=? AND viewer=? ORDER BY id DESC LIMIT 1",
+            (projectid, viewer),
+        ).fetchone()
+        keys = ("id", "epoch", "viewer_uuid", "path", "checksum", "platform", "version")
+        return dict(zip(keys, row)) if row else None
+
+    def set_upload(self, result_id: int, **fields: Any) -> None:
+        """Create or update the upload bookkeeping of one result (see agentmonitor.uploads)."""
+        row = self._conn.execute("SELECT 1 FROM uploads WHERE result_id=?", (result_id,)).fetchone()
+        fields["updated_at"] = time.time()
+        if "before_ids" in fields:
+            fields["before_ids"] = json.dumps(fields["before_ids"])
+        if row is None:
+            base: dict[str, Any] = {"state": "pending", "fingerprint": "", "epoch": 0, "attempt": "",
+                                    "project_id": None, "before_ids": "[]", "analysis_id": None,
+                                    "job_id": "", "detail": ""}
+            base.update(fields)
+            names = ", ".join(base)
+            self._conn.execute(f"INSERT INTO uploads (result_id, {names}) VALUES (?, {', '.join('?' for _ in base)})",
+                               (result_id, *base.values()))
+        else:
+            sets = ", ".join(f"{name}=?" for name in fields)
+            self._conn.execute(f"UPDATE uploads SET {sets} WHERE result_id=?", (*fields.values(), result_id))
+        if fields.get("state") == "done":
+            self._conn.execute("UPDATE results SET uploaded_at=? WHERE id=?", (time.time(), result_id))
+
     def add_results(self, record: ViewerRecord, results: list[dict[str, Any]]) -> None:
         """Keep the results a launch must upload; the daemon owns them from now on."""
         for result in results:
@@ -231,6 +261,26 @@ class Store:
             (projectid, viewer),
         ).fetchall()
         return [{"epoch": epoch, **json.loads(payload)} for epoch, payload in rows]
+
+    def uploads(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
+        """Every result of this key with its upload bookkeeping (state 'pending' when none yet)."""
+        rows = self._connect().execute(
+            "SELECT r.id, r.epoch, r.payload, u.state, u.fingerprint, u.epoch, u.attempt, u.project_id,"
+            " u.before_ids, u.analysis_id, u.job_id, u.detail FROM results r"
+            " LEFT JOIN uploads u ON u.result_id = r.id WHERE r.projectid=? AND r.viewer=? ORDER BY r.id",
+            (projectid, viewer),
+        ).fetchall()
+        out = []
+        for (rid, epoch, payload, state, fingerprint, up_epoch, attempt, project_id, before_ids, analysis_id,
+             job_id, detail) in rows:
+            out.append({
+                "result_id": rid, "result_epoch": epoch, "result": json.loads(payload),
+                "state": state or "pending", "fingerprint": fingerprint or "", "epoch": up_epoch or 0,
+                "attempt": attempt or "", "project_id": project_id,
+                "before_ids": json.loads(before_ids) if before_ids else [],
+                "analysis_id": analysis_id, "job_id": job_id or "", "detail": detail or "",
+            })
+        return out
 
     def snapshots(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
         rows = self._connect().execute(

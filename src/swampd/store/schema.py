@@ -82,4 +82,19 @@ SCHEMA: tuple[str, ...] = (
         version TEXT NOT NULL,
         created_at REAL NOT NULL
     )""",
+    # Upload bookkeeping of each result (added without a version bump: a new
+    # table created if missing, nothing existing changes shape).
+    """CREATE TABLE IF NOT EXISTS uploads (
+        result_id INTEGER PRIMARY KEY,
+        state TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        attempt TEXT NOT NULL,
+        project_id INTEGER,
+        before_ids TEXT NOT NULL,
+        analysis_id INTEGER,
+        job_id TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
 )

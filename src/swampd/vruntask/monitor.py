@@ -42,6 +42,13 @@ class Monitor:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self._thread.start()
 
+    def ensure_running(self) -> None:
+        """Restart the follower thread if it died of an unexpected error (its place in the files is kept)."""
+        if self._thread is not None and not self._thread.is_alive() and not (
+                self.fenced.is_set() or self._finish.is_set()):
+            log.error("the monitor thread died; restarting it")
+            self.start()
+
     def report_state(self, state: int, status: str) -> None:
         """Queue a direct state report, delivered after the events already written."""
         self._direct.put({"state": state, "status": status})
@@ -78,6 +85,8 @@ class Monitor:
         except Fenced as exc:
             log.error("the AgentMonitor refused our report: %s; this launch is over", exc)
             self.fenced.set()
+        except Exception:
+            log.exception("monitor pass failed")  # ensure_running() starts it again
 
     def _pass(self) -> None:
         for line in self.follower.read_new_lines():

@@ -11,13 +11,16 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from swampd.launchpad.bog import read_bog
 from swampd.launchpad.schedulers.local import LOCK_FD_ENV, write_exit_status
 from swampd.states import ViewerState
+from swampd.vruntask.finish import finish
 from swampd.vruntask.monitor import Monitor
 from swampd.vruntask.platforms.process import ProcessPlatform
+from swampd.vruntask.prepare import PrepareError, prepare
 from swampd.vruntask.reporter import Reporter
 from swampd.vruntask.sandbox import Sandbox
 
@@ -67,10 +70,17 @@ def monitor_only(job_dir: Path, bog_name: str, token_name: str) -> int:
 
 def run(job_dir: Path, bog_name: str, token_name: str, stop_grace: float = 10.0) -> int:
     bog, token = load_job(job_dir, bog_name, token_name)
+    if bog["swampd_platform"] == "vm":
+        from swampd.vruntask.platforms.vm import run_vm  # imports libvirt: only on hosts that run VMs
+
+        return run_vm(job_dir, bog, token, token_name)
     if bog["swampd_platform"] != "process":
         raise JobError(f"platform {bog['swampd_platform']!r} is not run by vruntask run on this node")
-    sandbox = Sandbox(job_dir, bog)
-    sandbox.prepare()
+    prepare_problem: str | None = None
+    try:
+        sandbox = prepare(job_dir, bog)
+    except PrepareError as exc:
+        sandbox, prepare_problem = Sandbox(job_dir, bog), str(exc)
     reporter = Reporter(bog["swampd_agentmonitor_url"], bog["execrunid"], int(bog["swampd_epoch"]), token)
     monitor = Monitor(sandbox.out_dir, reporter)
     stop = threading.Event()
@@ -83,12 +93,14 @@ def run(job_dir: Path, bog_name: str, token_name: str, stop_grace: float = 10.0)
     monitor.start()
     status = EXIT_OK
     try:
-        try:
-            platform.start()
-        except OSError as exc:
-            problem: str | None = f"cannot start the viewer command: {exc.strerror or exc}"
-        else:
-            problem = platform.wait_ready(stop)
+        problem: str | None = prepare_problem
+        if not problem:
+            try:
+                platform.start()
+            except OSError as exc:
+                problem = f"cannot start the viewer command: {exc.strerror or exc}"
+            else:
+                problem = platform.wait_ready(stop)
         if problem and not stop.is_set():
             log.error("%s", problem)
             monitor.report_state(int(ViewerState.ERROR), problem)
@@ -100,6 +112,8 @@ def run(job_dir: Path, bog_name: str, token_name: str, stop_grace: float = 10.0)
                 log.warning("viewer exited with status %s", code)
     finally:
         platform.stop(stop_grace)
+        give_up_at = time.monotonic() + DRAIN_SECONDS
+        finish(job_dir, bog, token, lambda: time.monotonic() > give_up_at)
         monitor.finish(DRAIN_SECONDS)
         if monitor.fenced.is_set():
             status = EXIT_FENCED

@@ -46,7 +46,7 @@ class LocalScheduler:
     """Runs each job as a process group on this host (the embedded default)."""
 
     kind = "local"
-    platforms = frozenset({"process"})
+    platforms = frozenset({"process", "vm"})
 
     def __init__(self, jobs_root: Path, stop_grace: float = 10.0) -> None:
         self.jobs_root = Path(jobs_root)

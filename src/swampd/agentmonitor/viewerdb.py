@@ -1,0 +1,157 @@
+"""Saved viewer databases and the SWAMP database rows about viewers.
+
+Three outbox handlers live here:
+
+* ``store_viewer`` — a snapshot handed over by ``vruntask finish`` is written
+  to ``viewer_store.viewer_instance`` through SWAMP's ``store_viewer``
+  procedure.  The snapshot is recorded in our registry first (same
+  transaction as the outbox row), so a MariaDB that is down, or a daemon
+  restart before it comes back, loses nothing: the call is simply made later.
+* ``verify_snapshot`` — before a relaunch is submitted, the viewer database it
+  will restore is checked against its recorded checksum; a mismatch ends the
+  launch in ERROR with the reason, instead of booting a viewer on a damaged
+  or substituted database.
+* ``launch_history`` (optional) — ``viewer_launch_history`` rows and the legacy
+  status columns of ``viewer_instance`` that SWAMP's web once read.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from swampd.clients.mariadb import DatabaseRefused, LaunchRow, ViewerStore
+from swampd.config import MariaDBConfig
+from swampd.states import ViewerState, state_name
+from swampd.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+#: Hash by hex length: SWAMP stores SHA-512; older rows may hold shorter digests.
+_ALGORITHMS = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}
+
+
+class ChecksumMismatch(Exception):
+    """A viewer database is not the file its checksum was recorded for."""
+
+
+def verify_checksum(path: str, checksum: str) -> None:
+    """Raise ChecksumMismatch, with a reason a person can act on, unless ``path`` matches."""
+    algorithm = _ALGORITHMS.get(len(checksum))
+    if algorithm is None:
+        raise ChecksumMismatch(f"viewer database {path}: recorded checksum is not a known digest length")
+    digest = hashlib.new(algorithm)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ChecksumMismatch(f"viewer database {path} cannot be read: {exc.strerror}") from None
+    found = digest.hexdigest()
+    if found != checksum.lower():
+        raise ChecksumMismatch(
+            f"viewer database {path} does not match its recorded {algorithm} checksum "
+            f"(expected {checksum[:16]}..., found {found[:16]}...); refusing to restore it")
+
+
+def file_sha512(path: str) -> str:
+    digest = hashlib.sha512()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ViewerDatabases:
+    """The outbox handlers for saved viewer databases and SWAMP's viewer rows."""
+
+    def __init__(self, store: Store, mariadb: MariaDBConfig | None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.config = mariadb
+        self.db = ViewerStore(mariadb) if mariadb is not None else None
+        self.clock = clock
+
+    # -- store_viewer -------------------------------------------------------
+    def store_viewer(self, item: OutboxItem) -> None:
+        """Call store_viewer for a recorded snapshot; raise (retry) while MariaDB is away."""
+        if self.db is None:
+            return
+        snaps = self.store.snapshots(item.projectid, item.viewer)
+        mine = [s for s in snaps if s["epoch"] == item.epoch and s["path"] == item.payload.get("path")
+                and s["checksum"] == item.payload.get("checksum")]
+        if not mine:
+            return
+        snap = mine[-1]
+        if snaps[-1]["id"] != snap["id"]:
+            self._note(item, f"store_viewer skipped for {snap['path']}: a newer snapshot supersedes it")
+            return
+        if not snap["viewer_uuid"]:
+            self._note(item, f"store_viewer skipped for {snap['path']}: the launch had no viewer_uuid")
+            return
+        try:
+            self.db.store_viewer(snap["viewer_uuid"], snap["path"], snap["checksum"], snap["platform"],
+                                 snap["version"])
+        except DatabaseRefused as exc:  # the procedure said no: the same call will say no again
+            self._note(item, f"store_viewer refused: {exc}")
+            log.error("%s/%s: store_viewer refused for %s: %s", item.projectid, item.viewer, snap["path"], exc)
+            return
+        self._note(item, f"store_viewer recorded {snap['path']}")
+        log.info("%s/%s: store_viewer recorded %s", item.projectid, item.viewer, snap["path"])
+
+    # -- verify_snapshot ----------------------------------------------------
+    def verify_snapshot(self, item: OutboxItem) -> None:
+        """Check the database a launch will restore; a mismatch ends that launch in ERROR."""
+        path, checksum = str(item.payload.get("path", "")), str(item.payload.get("checksum", ""))
+        if not path:
+            return
+        record = self.store.get_viewer(item.projectid, item.viewer)
+        if record is None or record.epoch != item.epoch or record.viewer_state is not ViewerState.LAUNCHING:
+            return
+        if not checksum:
+            reason = f"viewer database {path} has no recorded checksum; refusing to restore it"
+        else:
+            try:
+                verify_checksum(path, checksum)
+                return
+            except ChecksumMismatch as exc:
+                reason = str(exc)
+        with self.store.transaction() as tx:
+            current = tx.get_viewer(item.projectid, item.viewer)
+            if current is not None and current.epoch == item.epoch and current.viewer_state is ViewerState.LAUNCHING:
+                current.state = int(ViewerState.ERROR)
+                current.status = reason[:1000]
+                tx.record_change(current, "viewerdb", reason)
+        log.error("%s/%s launch %d: %s", item.projectid, item.viewer, item.epoch, reason)
+
+    # -- launch history -------------------------------------------------------
+    def launch_history(self, item: OutboxItem) -> None:
+        """A viewer_launch_history row per launch, and the instance's status on every change."""
+        if self.db is None or self.config is None:
+            return
+        record = self.store.get_viewer(item.projectid, item.viewer)
+        if record is None or record.epoch != item.epoch or not record.viewer_uuid:
+            return  # a later launch has its own items
+        state = int(item.payload.get("state", record.state))
+        if state == int(ViewerState.LAUNCHING) and record.launched_at:
+            version = self.config.viewer_versions.get(record.viewer, "")
+            run_date = datetime.fromtimestamp(record.launched_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            try:
+                self.db.add_launch(LaunchRow(version, record.projectid, record.viewer_uuid, record.userid,
+                                             run_date))
+            except DatabaseRefused as exc:  # history is informative: never retried forever
+                log.warning("%s: viewer_launch_history row not written: %s", record.execrunid, exc)
+        status = record.status if record.state == state else state_name(state)
+        try:
+            self.db.update_status(record.viewer_uuid, status, state, record.vmip, record.url_uuid)
+        except DatabaseRefused as exc:
+            log.warning("%s: viewer_instance status not written: %s", record.execrunid, exc)
+
+    def _note(self, item: OutboxItem, detail: str) -> None:
+        with self.store.transaction() as tx:
+            record = tx.get_viewer(item.projectid, item.viewer)
+            if record is not None:
+                tx.append_history(record, "mariadb", detail)
+

@@ -1,0 +1,105 @@
+"""``kill_run``: the drop-in for SWAMP's kill entry point, for viewers.
+
+``assessment.kill_assessment_run`` runs ``kill_run --execution_record_uuid
+'<uuid>' --hard '<flag>'`` through ``sys_exec`` and only tests the exit
+status: 0 becomes ``SUCCESS``, anything else ``ERROR``.  For a viewer the
+"execution record uuid" is the project uuid (SWAMP's kill_run matched it
+with ``regexp()`` against the viewer job's run id), so this stops every
+viewer of that project that is launching or running; a full viewer run id
+``vrun_<project>_<viewer>`` is accepted too.  Stopping is idempotent, so a
+project with nothing running is a success.
+
+``--hard`` is accepted in every form PHP sends (``1``, ``0``, ``''``,
+true/false).  SWAMP carried it through and ignored it; swampd's stop is
+always polite first (TERM, then KILL after ``scheduler.stop_grace``).
+
+Output: one line on stdout, ``SUCCESS: …`` or ``ERROR: …`` (under
+``sys_exec`` it lands in the server's log, so it is kept to one line).
+Exit status: 0 stopped or nothing to stop, 1 the daemon refused, 2 bad
+arguments, 3 the daemon is unreachable.  Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import sys
+import xmlrpc.client
+from typing import Any, NoReturn
+
+from swampd.cli.lookup import client_config
+from swampd.clients.rpc import connect, resolve
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+UUID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+RUNNING_STATES = frozenset({1, 2, -1})  # LAUNCHING, READY, STOPPING
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        _say(f"ERROR: {message}")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="kill_run", allow_abbrev=False,
+                description="Stop the viewers of a project (SWAMP kill_run drop-in).")
+    p.add_argument("--execution_record_uuid", required=True,
+                   help="project uuid (as kill_assessment_run passes it for viewers) or vrun_<project>_<viewer>")
+    p.add_argument("--hard", default="", help="accepted for compatibility; the stop is always TERM then KILL")
+    p.add_argument("--config", default=None, help="swampd configuration file (else SWAMPD_CONFIG, /etc/swampd)")
+    p.add_argument("--url", default=None, help="AgentMonitor URL (else SWAMPD_URL, the config, the default)")
+    return p
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line.replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+def targets(uuid: str, viewers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The viewers a kill of ``uuid`` means: its project's, or the one run id's."""
+    if uuid.startswith("vrun_"):
+        return [v for v in viewers if v["execrunid"] == uuid]
+    return [v for v in viewers if v["projectid"] == uuid]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        _say(f"ERROR: kill_run failed: {type(exc).__name__}: {exc}")
+        return EXIT_ERROR
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    uuid = args.execution_record_uuid
+    if UUID_RE.fullmatch(uuid) is None:
+        _say(f"ERROR: --execution_record_uuid {uuid[:40]!r} is not a uuid")
+        return EXIT_USAGE
+    url, token = resolve(args.url, client_config(args.config))
+    api = connect(url, token, timeout=30.0).agentMonitor
+    try:
+        chosen = targets(uuid, api.listViewers())
+        running = [v for v in chosen if v["state"] in RUNNING_STATES]
+        for viewer in running:
+            api.stopViewer(viewer["projectid"], viewer["viewer"])
+    except xmlrpc.client.Fault as fault:
+        _say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
+        return EXIT_ERROR
+    except (OSError, socket.timeout, xmlrpc.client.ProtocolError) as exc:
+        _say(f"ERROR: swampd is not reachable at {url}: {exc}")
+        return EXIT_UNREACHABLE
+    if running:
+        names = ", ".join(v["execrunid"] for v in running)
+        _say(f"SUCCESS: stopping {names}")
+    else:
+        _say(f"SUCCESS: no running viewer for {uuid}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

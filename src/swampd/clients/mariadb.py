@@ -1,0 +1,190 @@
+"""The only code that talks to SWAMP's MariaDB: ``viewer_store`` procedures and rows.
+
+One short connection per call, with connect and read timeouts, so that a
+database that is down or hung costs a caller seconds, never a stuck worker,
+and nothing has to notice that a pooled connection went stale.  Two kinds of
+failure are kept apart because the callers treat them differently:
+``DatabaseUnavailable`` (cannot reach it, lost the connection, server
+shutting down: retry later) and ``DatabaseRefused`` (the database answered
+no: retrying the same call will not help).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from contextlib import contextmanager
+
+import pymysql
+import pymysql.err
+
+from swampd.config import MariaDBConfig
+
+log = logging.getLogger(__name__)
+
+#: Server error numbers an operator fixes: access denied, unknown database, missing procedure.
+_MISCONFIGURED_ERRNOS = frozenset({1044, 1045, 1049, 1142, 1146, 1305, 1370})
+#: Server error numbers that mean "the database is not there right now".
+_UNAVAILABLE_ERRNOS = frozenset({
+    1040,  # too many connections
+    1053,  # server shutdown in progress
+    1205,  # lock wait timeout
+    1213,  # deadlock
+    2002, 2003, 2006, 2013, 2055,  # cannot connect / gone away / lost connection
+    1927,  # connection was killed
+})
+
+
+class DatabaseError(Exception):
+    """A call to MariaDB did not succeed."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """MariaDB could not be reached or dropped the call; try again later."""
+
+
+class DatabaseMisconfigured(DatabaseUnavailable):
+    """MariaDB refused us in a way an operator fixes (grants, password, missing
+    procedure); retried like an outage so the work is done once it is fixed."""
+
+
+class DatabaseRefused(DatabaseError):
+    """MariaDB answered, and the answer was no (an error or a non-SUCCESS return_string)."""
+
+
+@dataclass(frozen=True)
+class LaunchRow:
+    """One ``viewer_launch_history`` row."""
+
+    viewer_version_uuid: str
+    project_uuid: str
+    viewer_instance_uuid: str
+    user_uuid: str
+    run_date: str  # 'YYYY-MM-DD HH:MM:SS', UTC as SWAMP's servers keep it
+
+
+def read_password(path: str) -> str:
+    """The password from ``path``, which must be readable by its owner only."""
+    if not path:
+        return ""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="utf-8") as fh:
+            password = fh.read().strip()
+    except OSError as exc:
+        raise DatabaseRefused(f"mariadb.password_file {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise DatabaseRefused(f"mariadb.password_file {path}: must not be readable by group or others")
+    return password
+
+
+class ViewerStore:
+    """SWAMP's ``viewer_store`` database, as the daemon uses it."""
+
+    def __init__(self, config: MariaDBConfig) -> None:
+        self.config = config
+
+    @contextmanager
+    def _connection(self) -> Iterator[pymysql.connections.Connection]:
+        cfg = self.config
+        kwargs: dict[str, Any] = dict(
+            user=cfg.user, password=read_password(cfg.password_file), database=cfg.database,
+            connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
+            write_timeout=cfg.read_timeout, autocommit=False, charset="utf8mb4",
+        )
+        if cfg.unix_socket:
+            kwargs["unix_socket"] = cfg.unix_socket
+        else:
+            kwargs.update(host=cfg.host, port=cfg.port)
+        try:
+            conn = pymysql.connect(**kwargs)
+        except pymysql.err.MySQLError as exc:
+            raise _translate(exc, "connect") from None
+        try:
+            yield conn
+        except pymysql.err.MySQLError as exc:
+            try:
+                conn.rollback()
+            except pymysql.err.MySQLError:
+                pass
+            raise _translate(exc, "call") from None
+        finally:
+            try:
+                conn.close()
+            except pymysql.err.MySQLError:
+                pass
+
+    def ping(self) -> None:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+
+    def store_viewer(self, viewer_instance_uuid: str, path: str, checksum: str,
+                     platform: str, version: str) -> None:
+        """``CALL store_viewer(...)``; anything but ``SUCCESS`` is DatabaseRefused."""
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("CALL store_viewer(%s, %s, %s, %s, %s, @swampd_rs)",
+                        (viewer_instance_uuid, path, checksum, platform, version))
+            while cur.nextset():
+                pass
+            cur.execute("SELECT @swampd_rs")
+            row = cur.fetchone()
+            conn.commit()
+        answer = (row[0] if row else None) or ""
+        if isinstance(answer, bytes):
+            answer = answer.decode("utf-8", "replace")
+        if answer.strip() != "SUCCESS":
+            raise DatabaseRefused(f"store_viewer returned {answer.strip() or 'nothing'!r}")
+
+    def update_status(self, viewer_instance_uuid: str, status: str, status_code: int,
+                      vm_ip_address: str, proxy_url: str) -> None:
+        """``CALL update_viewer_instance(...)``: the legacy status columns the web may read."""
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("CALL update_viewer_instance(%s, %s, %s, %s, %s, @swampd_rs)",
+                        (viewer_instance_uuid, status[:100], status_code, vm_ip_address[:50], proxy_url[:100]))
+            while cur.nextset():
+                pass
+            cur.execute("SELECT @swampd_rs")
+            row = cur.fetchone()
+            conn.commit()
+        answer = (row[0] if row else None) or ""
+        if isinstance(answer, bytes):
+            answer = answer.decode("utf-8", "replace")
+        if answer.strip() != "SUCCESS":
+            raise DatabaseRefused(f"update_viewer_instance returned {answer.strip() or 'nothing'!r}")
+
+    def add_launch(self, row: LaunchRow) -> bool:
+        """Insert a ``viewer_launch_history`` row unless that launch is already there.
+
+        Idempotent, because the outbox may run this again after a crash: a
+        launch is (instance, run_date, no result uuid).  True when inserted.
+        """
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM viewer_launch_history WHERE viewer_instance_uuid=%s AND run_date=%s"
+                " AND assessment_result_uuid IS NULL",
+                (row.viewer_instance_uuid, row.run_date))
+            (count,) = cur.fetchone()
+            if count:
+                conn.commit()
+                return False
+            cur.execute(
+                "INSERT INTO viewer_launch_history (viewer_version_uuid, project_uuid, viewer_instance_uuid,"
+                " assessment_result_uuid, user_uuid, run_date) VALUES (%s, %s, %s, NULL, %s, %s)",
+                (row.viewer_version_uuid, row.project_uuid, row.viewer_instance_uuid, row.user_uuid or None,
+                 row.run_date))
+            conn.commit()
+        return True
+
+
+def _translate(exc: pymysql.err.MySQLError, during: str) -> DatabaseError:
+    errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    message = exc.args[1] if len(exc.args) > 1 else str(exc)
+    if isinstance(exc, (pymysql.err.InterfaceError,)) or errno in _UNAVAILABLE_ERRNOS:
+        return DatabaseUnavailable(f"MariaDB unavailable ({during}): {errno} {message}")
+    if errno in _MISCONFIGURED_ERRNOS:
+        return DatabaseMisconfigured(f"MariaDB refused the {during} (check grants and settings): {errno} {message}")
+    if isinstance(exc, pymysql.err.OperationalError) and errno == 0:
+        return DatabaseUnavailable(f"MariaDB unavailable ({during}): {message}")
+    return DatabaseRefused(f"MariaDB refused the {during}: {errno} {message}")

@@ -1,0 +1,439 @@
+"""The HTCondor scheduler: viewer jobs on a pool, through the ``htcondor2`` bindings.
+
+The only module that talks to a schedd.  It never shells out to
+``condor_*``; the schedd object is injected (tests pass the double in
+``tests/condor_double.py``; ``make_schedd`` builds the real one).
+
+* Submit is adopt-or-submit.  The schedd has no transactions any more, so
+  "submit only if absent" cannot be atomic there; instead every job carries
+  its key and launch id (``SwampdKey``, ``SwampdLaunchId``) and, before
+  submitting, the queue and then the history are asked for that launch.  A
+  job found is adopted, so a crash between submit and the record being
+  written costs nothing on the next attempt.  Jobs of older launches of the
+  same key are removed on the way.
+* Observation is one bulk ``Schedd.query`` per resync for every swampd job,
+  with a projection, plus at most one ``Schedd.history`` call for tracked
+  jobs that left the queue.  Any exception or timeout raises
+  ``SchedulerUnavailable``: what we knew is stale, never gone.
+* Remove passes its reason as ``(text, code)``: the bindings drop a plain
+  string reason.  A job that is still leaving the queue ``remove_grace``
+  seconds after it was removed is forced out (``RemoveX``).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from swampd.config import HTCondorConfig, ViewerConfig
+from swampd.launchpad.bog import BogError, read_bog
+from swampd.launchpad.jobs import (
+    JobObservation,
+    JobSpec,
+    JobStatus,
+    SchedulerError,
+    SchedulerUnavailable,
+)
+from swampd.launchpad.launchpad import TOKEN_FILE, bog_file_name
+from swampd.launchpad.submit_description import (
+    DEFAULT_UNIVERSE,
+    EPOCH_ATTR,
+    KEY_ATTR,
+    LAUNCH_ATTR,
+    VM_DISKS,
+    SubmitDescriptionError,
+    ViewerJob,
+    build_submit,
+    classad_string,
+)
+
+log = logging.getLogger(__name__)
+
+#: HTCondor's JobStatus codes.
+IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING_OUTPUT, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
+#: The attributes observation reads, and nothing more (the projection).
+PROJECTION = [
+    "ClusterId", "ProcId", "JobStatus", "EnteredCurrentStatus", "QDate", "JobCurrentStartDate",
+    "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "RemoveReason", "ExitCode",
+    "RemoteHost", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
+]
+#: Every swampd job, and only those.
+ALL_JOBS = f"{KEY_ATTR} =!= undefined && {LAUNCH_ATTR} =!= undefined"
+REF_RE = re.compile(r"(\d+)\.(\d+)")
+#: How many ended jobs' last observations are kept (history is asked once per job).
+FINISHED_CACHE = 20000
+#: Calls that may hang at once before the schedd counts as unavailable without asking.
+MAX_HUNG_CALLS = 4
+#: Messages of submit failures that retrying cannot fix.
+PERMANENT_SUBMIT_ERRORS = ("Failed to create job ad", "invalid Queue statement", "description must be")
+
+
+def launch_constraint(launch_id: str, key: str) -> str:
+    """Jobs of one launch of one key; the values are quoted, so they cannot change the expression."""
+    return f"{LAUNCH_ATTR} == {classad_string(launch_id)} && {KEY_ATTR} == {classad_string(key)}"
+
+
+def key_constraint(key: str) -> str:
+    return f"{KEY_ATTR} == {classad_string(key)}"
+
+
+def refs_constraint(refs: list[str]) -> str:
+    """Jobs by ``cluster.proc`` (each ref is checked to be two integers)."""
+    parts = []
+    for ref in refs:
+        match = REF_RE.fullmatch(ref)
+        if match is None:
+            raise ValueError(f"job reference {ref!r} is not cluster.proc")
+        parts.append(f"(ClusterId == {int(match[1])} && ProcId == {int(match[2])})")
+    return f"({ALL_JOBS}) && ({' || '.join(parts)})"
+
+
+def job_ref(ad: Mapping[str, Any]) -> str:
+    return f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}"
+
+
+def _get(ad: Any, name: str, default: Any = None) -> Any:
+    try:
+        value = ad.get(name, default)
+    except Exception:  # a projection may leave an attribute out; an expression may not evaluate
+        return default
+    return default if value is None else value
+
+
+def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
+    """What one job ad (queue or history) says, in the scheduler protocol's terms."""
+    launch_id = str(_get(ad, LAUNCH_ATTR, ""))
+    status = int(_get(ad, "JobStatus", 0))
+    if status == HELD:
+        code = _get(ad, "HoldReasonCode")
+        return JobObservation(launch_id, JobStatus.HELD, reason=str(_get(ad, "HoldReason", "held")),
+                              hold_code=int(code) if code is not None else None)
+    if status == COMPLETED:
+        exit_code = _get(ad, "ExitCode")
+        exit_code = int(exit_code) if isinstance(exit_code, (int, float)) else None
+        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code,
+                              f"job completed with exit code {exit_code}")
+    if status == REMOVED:
+        reason = str(_get(ad, "RemoveReason", "removed"))
+        if from_history:
+            return JobObservation(launch_id, JobStatus.REMOVED, reason=reason)
+        # Still in the queue: removal asked for, the job may still be shutting down.
+        started = _get(ad, "JobCurrentStartDate") is not None
+        return JobObservation(launch_id, JobStatus.RUNNING if started else JobStatus.IDLE,
+                              reason=f"being removed: {reason}")
+    if status in (RUNNING, TRANSFERRING_OUTPUT, SUSPENDED):
+        return JobObservation(launch_id, JobStatus.RUNNING, reason=str(_get(ad, "RemoteHost", "")))
+    if status == IDLE:
+        return JobObservation(launch_id, JobStatus.IDLE)
+    if from_history:
+        return JobObservation(launch_id, JobStatus.COMPLETED, reason=f"left the queue with JobStatus {status}")
+    return JobObservation(launch_id, JobStatus.IDLE, reason=f"JobStatus {status}")
+
+
+class HTCondorScheduler:
+    """Runs viewer jobs on HTCondor; ``schedd`` is an ``htcondor2.Schedd`` or the test double."""
+
+    kind = "htcondor"
+    platforms = frozenset({"vm", "docker", "process"})
+
+    def __init__(self, schedd: Any, condor: HTCondorConfig, viewers: Mapping[str, ViewerConfig],
+                 jobs_root: Path, tracked: Callable[[], Mapping[str, str]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``tracked`` returns launch id -> job ref of the launches swampd still follows, so
+        that jobs which left the queue while nobody looked are found in the history."""
+        self.schedd = schedd
+        self.condor = condor
+        self.viewers = viewers
+        self.jobs_root = Path(jobs_root)
+        self.tracked = tracked
+        self.clock = clock
+        self._lock = threading.Lock()
+        #: Launches this process submitted or saw in the queue: launch id -> job ref.
+        self._known: dict[str, str] = {}
+        #: Last observation of jobs that left the queue, so history is asked once.
+        self._finished: OrderedDict[str, JobObservation] = OrderedDict()
+        #: Launch ids in the queue at the last answered observation.
+        self._in_queue: set[str] = set()
+        self._hung = 0
+
+    # -- calls into the bindings ------------------------------------------------
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the schedd with a deadline; an exception or a timeout means "unavailable".
+
+        The bindings have no per-call timeout, so the call runs on its own
+        thread and is abandoned (not killed) when it takes too long.
+        """
+        with self._lock:
+            if self._hung >= MAX_HUNG_CALLS:
+                raise SchedulerUnavailable(f"schedd {what}: {self._hung} earlier calls still hang")
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the caller below
+                box["error"] = exc
+            finally:
+                with self._lock:
+                    done.set()
+                    if box.get("abandoned"):
+                        self._hung -= 1
+
+        thread = threading.Thread(target=run, name=f"htcondor-{what}", daemon=True)
+        thread.start()
+        if not done.wait(self.condor.timeout):
+            with self._lock:
+                if not done.is_set():
+                    box["abandoned"] = True
+                    self._hung += 1
+            if box.get("abandoned"):
+                raise SchedulerUnavailable(f"schedd {what} did not answer within {self.condor.timeout:g}s")
+        if "error" in box:
+            exc = box["error"]
+            raise SchedulerUnavailable(f"schedd {what} failed: {type(exc).__name__}: {exc}") from exc
+        return box["value"]
+
+    # -- submit ---------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> str:
+        """Adopt the launch's job if the schedd has it (queue or history), else submit it."""
+        key = spec.attributes.get(KEY_ATTR, spec.execrunid)
+        job = self._viewer_job(spec)
+        queued = self._call("query", self.schedd.query, constraint=key_constraint(key), projection=PROJECTION)
+        mine = sorted((ad for ad in queued if _get(ad, LAUNCH_ATTR) == spec.launch_id), key=_ref_order)
+        self._remove_older_launches(queued, spec)
+        if mine:
+            ref = job_ref(mine[0])
+            for extra in mine[1:]:
+                log.warning("launch %s has a second job %s; removing it", spec.launch_id, job_ref(extra))
+                self._act("Remove", job_ref(extra), "swampd: duplicate job of one launch")
+            log.info("adopting job %s of launch %s", ref, spec.launch_id)
+            self._remember(spec.launch_id, ref)
+            return ref
+        ended = self._call("history", self.schedd.history, constraint=launch_constraint(spec.launch_id, key),
+                           projection=PROJECTION, match=1)
+        if ended:
+            ref = job_ref(ended[0])
+            log.info("launch %s already ran as job %s (in the history); adopting it", spec.launch_id, ref)
+            self._finish(spec.launch_id, observation_from_ad(ended[0], from_history=True))
+            self._remember(spec.launch_id, ref)
+            return ref
+        try:
+            description = build_submit(job, self.condor)
+        except SubmitDescriptionError as exc:
+            raise SchedulerError(str(exc)) from None
+        if job.universe == "vm":
+            for disk in VM_DISKS:  # SWAMP's placeholders; vruntask prepare makes the real disks
+                (spec.job_dir / disk).touch(mode=0o600, exist_ok=True)
+        submit = _make_submit(description)
+        try:
+            result = self._call("submit", self.schedd.submit, submit, count=1)
+        except SchedulerUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, (TypeError, ValueError)) or any(m in str(cause) for m in PERMANENT_SUBMIT_ERRORS):
+                raise SchedulerError(f"the schedd refused the job: {cause}") from None
+            raise
+        ref = f"{int(result.cluster())}.{int(result.first_proc())}"
+        log.info("submitted launch %s of %s as job %s (%s universe)", spec.launch_id, spec.execrunid, ref,
+                 job.universe)
+        self._remember(spec.launch_id, ref)
+        return ref
+
+    def _viewer_job(self, spec: JobSpec) -> ViewerJob:
+        bog_name = bog_file_name(spec.execrunid)
+        try:
+            bog = read_bog(spec.job_dir / bog_name)
+        except BogError as exc:
+            raise SchedulerError(str(exc)) from None
+        viewer_name = bog.get("viewer", "")
+        viewer = self.viewers.get(viewer_name)
+        if viewer is None:
+            raise SchedulerError(f"viewer {viewer_name!r} of {spec.execrunid} is not configured")
+        attrs = spec.attributes
+        return ViewerJob(
+            execrunid=spec.execrunid,
+            launch_id=spec.launch_id,
+            epoch=int(attrs.get(EPOCH_ATTR, bog.get("swampd_epoch", "0")) or 0),
+            projectid=attrs.get("SWAMP_projectid", bog.get("projectid", "")),
+            userid=attrs.get("SWAMP_userid", bog.get("userid", "")),
+            viewer_uuid=attrs.get("SWAMP_viewerinstanceid", bog.get("viewer_uuid", "")),
+            viewer=viewer.name,
+            universe=viewer.universe or DEFAULT_UNIVERSE[viewer.platform],
+            job_dir=str(spec.job_dir),
+            bog_file=bog_name,
+            token_file=TOKEN_FILE,
+            memory_mb=viewer.memory,
+            cpus=viewer.cpus,
+            image=viewer.image or bog.get("platform_image", ""),
+            max_lifetime=viewer.max_lifetime,
+            ready_timeout=viewer.ready_timeout,
+        )
+
+    def _remove_older_launches(self, queued: list[Any], spec: JobSpec) -> None:
+        """Jobs of earlier launches of this key are left over from a failed remove: end them."""
+        epoch = int(spec.attributes.get(EPOCH_ATTR, "0") or 0)
+        for ad in queued:
+            other_epoch = _get(ad, EPOCH_ATTR)
+            if _get(ad, LAUNCH_ATTR) == spec.launch_id or not isinstance(other_epoch, int):
+                continue
+            if other_epoch < epoch and int(_get(ad, "JobStatus", 0)) != REMOVED:
+                log.warning("removing job %s of an earlier launch (epoch %d) of %s", job_ref(ad), other_epoch,
+                            spec.execrunid)
+                self._act("Remove", job_ref(ad), f"swampd: superseded by launch {epoch}")
+
+    def _remember(self, launch_id: str, ref: str) -> None:
+        with self._lock:
+            self._known[launch_id] = ref
+
+    def _finish(self, launch_id: str, observation: JobObservation) -> None:
+        with self._lock:
+            self._finished[launch_id] = observation
+            self._finished.move_to_end(launch_id)
+            while len(self._finished) > FINISHED_CACHE:
+                self._finished.popitem(last=False)
+
+    # -- observe --------------------------------------------------------------
+    def observe(self) -> dict[str, JobObservation]:
+        """One bulk query for every swampd job, and one history call for tracked jobs that left."""
+        ads = self._call("query", self.schedd.query, constraint=ALL_JOBS, projection=PROJECTION)
+        seen: dict[str, JobObservation] = {}
+        refs: dict[str, str] = {}
+        for ad in sorted(ads, key=_ref_order):
+            observation = observation_from_ad(ad)
+            if not observation.launch_id:
+                continue
+            previous = seen.get(observation.launch_id)
+            if previous is None or (previous.finished and not observation.finished):
+                seen[observation.launch_id] = observation
+                refs[observation.launch_id] = job_ref(ad)
+        with self._lock:
+            tracked = dict(self._known)
+        if self.tracked is not None:
+            tracked.update(self.tracked())
+        missing = {lid: ref for lid, ref in tracked.items()
+                   if lid not in seen and lid not in self._finished and REF_RE.fullmatch(ref or "")}
+        if missing:
+            ended = self._call("history", self.schedd.history, constraint=refs_constraint(sorted(missing.values())),
+                               projection=PROJECTION, match=len(missing))
+            for ad in ended:
+                observation = observation_from_ad(ad, from_history=True)
+                if observation.launch_id in missing:
+                    self._finish(observation.launch_id, observation)
+        with self._lock:
+            for launch_id, ref in refs.items():
+                self._known[launch_id] = ref
+            self._in_queue = set(seen)
+            finished = {lid: obs for lid, obs in self._finished.items() if lid in tracked and lid not in seen}
+        seen.update(finished)
+        return seen
+
+    # -- remove ---------------------------------------------------------------
+    def remove(self, launch_id: str, reason: str) -> None:
+        """Ask the job to go (graceful, up to job_max_vacate_time); force it once the grace is over."""
+        ads = self._call("query", self.schedd.query, constraint=f"{LAUNCH_ATTR} == {classad_string(launch_id)}",
+                         projection=PROJECTION)
+        now = self.clock()
+        for ad in ads:
+            ref = job_ref(ad)
+            if int(_get(ad, "JobStatus", 0)) == REMOVED:
+                since = float(_get(ad, "EnteredCurrentStatus", now))
+                if now - since > self.condor.remove_grace:
+                    log.warning("job %s still leaving %.0fs after its removal; forcing it out", ref, now - since)
+                    self._act("RemoveX", ref, f"{reason} (forced after {self.condor.remove_grace:g}s)")
+                continue
+            self._act("Remove", ref, reason)
+            log.info("removed job %s of launch %s: %s", ref, launch_id, reason)
+
+    def _act(self, action: str, ref: str, reason: str) -> None:
+        import htcondor2  # the bindings' enum, whichever schedd object we talk to
+
+        result = self._call("act", self.schedd.act, getattr(htcondor2.JobAction, action), ref,
+                            reason=(reason[:1000], 0))
+        errors = int(_get(result, "TotalError", 0) or 0) + int(_get(result, "TotalPermissionDenied", 0) or 0)
+        if errors:
+            raise SchedulerError(f"the schedd refused to {action.lower()} job {ref}")
+
+    def forget(self, launch_id: str) -> None:
+        """Drop the launch's caches and its job directory once its job has left the queue."""
+        with self._lock:
+            if launch_id in self._in_queue:
+                return
+            self._known.pop(launch_id, None)
+            self._finished.pop(launch_id, None)
+        job_dir = self.jobs_root / launch_id
+        if job_dir.is_dir():
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _ref_order(ad: Any) -> tuple[int, int]:
+    return (int(_get(ad, "ClusterId", 0)), int(_get(ad, "ProcId", 0)))
+
+
+def _make_submit(description: Mapping[str, str]) -> Any:
+    import htcondor2
+
+    try:
+        return htcondor2.Submit(dict(description))
+    except (TypeError, ValueError) as exc:
+        raise SchedulerError(f"submit description refused: {exc}") from None
+
+
+class LazySchedd:
+    """The real schedd, located on first use and again after any failure.
+
+    Locating asks the collector, which may be down when swampd starts; that
+    must make observations stale, not stop the daemon.
+    """
+
+    def __init__(self, condor: HTCondorConfig) -> None:
+        self.condor = condor
+        self._schedd: Any = None
+
+    def _target(self) -> Any:
+        if self._schedd is None:
+            self._schedd = make_schedd(self.condor)
+        return self._schedd
+
+    def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._target(), method)(*args, **kwargs)
+        except Exception:
+            self._schedd = None  # it may have moved: locate it again next time
+            raise
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        return self._forward("query", *args, **kwargs)
+
+    def history(self, *args: Any, **kwargs: Any) -> Any:
+        return self._forward("history", *args, **kwargs)
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        return self._forward("submit", *args, **kwargs)
+
+    def act(self, *args: Any, **kwargs: Any) -> Any:
+        return self._forward("act", *args, **kwargs)
+
+
+def make_schedd(condor: HTCondorConfig) -> Any:
+    """The real schedd: named in the config, or the pool's default."""
+    import htcondor2
+
+    if not condor.schedd and not condor.pool:
+        return htcondor2.Schedd()
+    collector = htcondor2.Collector(condor.pool or None)
+    if condor.schedd:
+        location = collector.locate(htcondor2.DaemonType.Schedd, condor.schedd)
+    else:
+        location = collector.locate(htcondor2.DaemonType.Schedd)
+    return htcondor2.Schedd(location)
+
+
+def make_collector(condor: HTCondorConfig) -> Any:
+    import htcondor2
+
+    return htcondor2.Collector(condor.pool or None)

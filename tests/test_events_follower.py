@@ -1,0 +1,117 @@
+"""The events/IP follower against a writer that starts late, appends in pieces and truncates."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from swampd.vruntask.events import LineFollower, clean_event, read_address
+from swampd.vruntask.monitor import Monitor
+
+
+def test_late_start_partial_lines_and_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "job_events.log"
+    follower = LineFollower(path)
+    assert follower.read_new_lines() == []           # not there yet: quiet, no error
+    path.write_bytes(b"RUNSH")
+    assert follower.read_new_lines() == []           # a partial line is held back
+    with open(path, "ab") as fh:
+        fh.write(b"START\r\nWROTE")
+    assert follower.read_new_lines() == ["RUNSHSTART\r"]
+    with open(path, "ab") as fh:
+        fh.write(b"IPADDR\n")
+    assert [clean_event(x) for x in follower.read_new_lines()] == ["WROTEIPADDR"]
+    assert follower.read_new_lines() == []
+    path.write_bytes(b"VIEWERUP\n")                 # truncated (libvirt reopens at each start) and rewritten
+    assert follower.read_new_lines() == ["VIEWERUP"]
+    tmp = tmp_path / "new"
+    tmp.write_bytes(b"A\nB\nVIEWERDOWN\n")
+    os.replace(tmp, path)                           # replaced by a new file, even a longer one
+    assert follower.read_new_lines() == ["A", "B", "VIEWERDOWN"]
+
+
+def test_address_file_written_in_pieces_and_validated(tmp_path: Path) -> None:
+    ip = tmp_path / "job_ip_address.txt"
+    assert read_address(ip) is None
+    ip.write_bytes(b"10.0.")
+    assert read_address(ip) is None                 # half an address is no address
+    with open(ip, "ab") as fh:
+        fh.write(b"2.15\r\n")
+    assert read_address(ip) == "10.0.2.15:8443"
+    with open(ip, "ab") as fh:
+        fh.write(b"; rm -rf /\n999.1.1.1\n")
+    assert read_address(ip) == "10.0.2.15:8443"     # garbage after a good line is ignored
+
+
+class RecordingReporter:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, give_up: Any = None, **fields: Any) -> bool:
+        self.sent.append(fields)
+        return True
+
+
+def test_monitor_reports_each_event_once_in_order_from_a_slow_writer(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    reporter = RecordingReporter()
+    monitor = Monitor(out, reporter, poll=0.02, address_wait=5)  # type: ignore[arg-type]
+    monitor.start()
+
+    def guest() -> None:
+        time.sleep(0.2)  # the serial port file appears late
+        events = out / "job_events.log"
+        for piece in (b"RUNSHST", b"ART\r\n", b"RUNSHSTART\r\n", b"WROTEIP"):
+            with open(events, "ab") as fh:
+                fh.write(piece)
+            time.sleep(0.05)
+        (out / "job_ip_address.txt").write_bytes(b"192.0.2.7\r\n")
+        with open(events, "ab") as fh:
+            fh.write(b"ADDR\r\nsome who output\r\n")
+        time.sleep(0.1)
+        events.write_bytes(b"VIEWERUP\r\n")  # truncated by a restart of the domain
+        time.sleep(0.1)
+        with open(events, "ab") as fh:
+            fh.write(b"VIEWERDOWN\r\n")
+
+    writer = threading.Thread(target=guest)
+    writer.start()
+    writer.join()
+    assert monitor.viewer_down.wait(5)
+    assert monitor.finish(5)
+    assert reporter.sent == [{"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": "192.0.2.7:8443"},
+                             {"event": "somewhooutput"}, {"event": "VIEWERUP"},
+                             {"event": "VIEWERDOWN"}]
+
+
+def test_monitor_that_dies_is_restarted_and_keeps_its_place(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "job_events.log").write_bytes(b"RUNSHSTART\n")
+    reporter = RecordingReporter()
+    monitor = Monitor(out, reporter, poll=0.02)  # type: ignore[arg-type]
+    broken = {"once": True}
+    original = monitor._pass
+
+    def failing_pass() -> None:
+        original()
+        if broken.pop("once", False):
+            raise RuntimeError("boom")
+
+    monitor._pass = failing_pass  # type: ignore[method-assign]
+    monitor.start()
+    deadline = time.monotonic() + 5
+    while monitor._thread is not None and monitor._thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with open(out / "job_events.log", "ab") as fh:
+        fh.write(b"VIEWERUP\n")
+    monitor.ensure_running()
+    assert monitor.viewer_down.wait(0.01) is False
+    with open(out / "job_events.log", "ab") as fh:
+        fh.write(b"VIEWERDOWN\n")
+    assert monitor.viewer_down.wait(5)
+    monitor.finish(5)
+    assert [s["event"] for s in reporter.sent] == ["RUNSHSTART", "VIEWERUP", "VIEWERDOWN"]
