@@ -157,3 +157,18 @@ def test_client_commands_with_the_daemon_down():
                           f"http://127.0.0.1:{free_port()}/", "viewers"], capture_output=True, text=True,
                          timeout=30, env={**os.environ, "PYTHONPATH": str(SRC)})
     assert out.returncode == 3 and "cannot reach the daemon" in out.stderr
+
+
+def test_a_daemon_built_but_never_started_closes_and_frees_its_state_dir(tmp_path):
+    from dataclasses import replace
+
+    from swampd.agentmonitor.daemon import Daemon
+    from swampd.config import load_config
+
+    base = load_config(None)
+    config = replace(base, agentmonitor=replace(base.agentmonitor, port=0, state_dir=tmp_path / "s"))
+    done = threading.Event()
+    first = Daemon(config)
+    threading.Thread(target=lambda: (first.close(), done.set()), daemon=True).start()
+    assert done.wait(10), "close() hung"
+    Daemon(config).close()  # the state dir lock was released

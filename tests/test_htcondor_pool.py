@@ -10,7 +10,6 @@ the job, generic ads round-trip through the collector).  See README.md,
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.htcondor import HTCondorScheduler, LazySchedd, make_collector
 from swampd.states import ViewerState
 from swampd.store import ViewerRecord
+from support.daemon import wait_for
 
 
 def pool_config() -> str:
@@ -33,17 +33,6 @@ def pool_config() -> str:
         pytest.skip(f"CONDOR_CONFIG={path} is not a file: this test needs a real HTCondor pool "
                     "(see README.md, section HTCondor)")
     return path
-
-
-def wait_for(predicate, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(1.0)
 
 
 def test_submit_adopt_observe_remove_on_a_real_pool(tmp_path: Path) -> None:
@@ -72,7 +61,8 @@ def test_submit_adopt_observe_remove_on_a_real_pool(tmp_path: Path) -> None:
         assert ad["ViewerJob"] is True and ad["AcctGroup"] == "group_viewer"
         scheduler.remove(record.launch_id, "swampd integration test")
         scheduler.tracked = lambda: {record.launch_id: ref}
-        final = wait_for(lambda: (o := scheduler.observe().get(record.launch_id)) and o.finished and o)
+        final = wait_for(lambda: (o := scheduler.observe().get(record.launch_id)) and o.finished and o, 120,
+                         interval=1.0, what="the removed job to leave the queue")
         assert final.status in (JobStatus.REMOVED, JobStatus.COMPLETED)
         if final.status is JobStatus.REMOVED:
             assert final.reason == "swampd integration test"

@@ -105,3 +105,68 @@ def test_job_that_vanishes_ends_the_launch_once_the_scheduler_says_so(world):
 def test_backoff_grows_and_is_capped():
     assert backoff(0) < backoff(3) < backoff(6)
     assert all(backoff(n) <= 60 * 1.2 for n in range(50))
+
+
+def test_a_failing_side_effect_holds_back_its_own_lane_only(world):
+    store, scheduler, reconciler, service = world
+    calls: list[int] = []
+
+    def flaky(item) -> None:
+        calls.append(item.id)
+        raise ConnectionError("collector down (injected)")
+
+    reconciler.register_handler("advertise", flaky)
+    service.launch(LaunchRequest("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    with store.transaction() as tx:
+        first = tx.enqueue(record, "advertise")
+        tx.enqueue(record, "advertise")
+    reconciler.process(("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    assert record.job_ref == record.launch_id  # the launch went ahead
+    assert calls == [first]  # the second ad waits behind the first, in order
+    pending = store.pending_outbox()
+    assert [i.kind for i in pending] == ["advertise", "advertise"] and pending[0].attempts == 1
+
+
+def test_rows_added_while_working_a_key_are_done_in_the_same_pass(world):
+    store, scheduler, reconciler, service = world
+    done: list[str] = []
+    reconciler.register_handler("note", lambda item: done.append(item.payload["n"]))
+
+    def chain(item) -> None:
+        record = store.get_viewer("p", "CodeDX")
+        with store.transaction() as tx:
+            tx.enqueue(record, "note", {"n": "second"})
+        done.append("first")
+
+    reconciler.register_handler("chain", chain)
+    service.launch(LaunchRequest("p", "CodeDX"))
+    with store.transaction() as tx:
+        tx.enqueue(store.get_viewer("p", "CodeDX"), "chain")
+    reconciler.process(("p", "CodeDX"))
+    assert done == ["first", "second"]
+
+
+def test_viewer_up_without_an_address_is_an_error_not_a_ready_nobody_can_reach(world):
+    from swampd.agentmonitor.service import Report
+
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    assert service.report(Report(record.execrunid, record.epoch, record.token, event="VIEWERUP")) is True
+    after = store.get_viewer("p", "CodeDX")
+    assert after.state == -5 and "address" in after.status and after.url == ""
+    assert any(i.kind == "remove" for i in store.pending_outbox())
+
+
+def test_viewer_up_with_an_address_is_ready_with_its_url(world):
+    from swampd.agentmonitor.service import Report
+
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    service.report(Report(record.execrunid, record.epoch, record.token, event="WROTEIPADDR", vmip="10.0.0.5:8443"))
+    service.report(Report(record.execrunid, record.epoch, record.token, event="VIEWERUP"))
+    after = service.get("p", "CodeDX")
+    assert after["state"] == 2 and after["url"] == "http://10.0.0.5:8443/"

@@ -78,12 +78,12 @@ def test_change_effects_ride_along_every_state_change(tmp_path):
 def test_outbox_retry_and_complete(tmp_path):
     store = Store(tmp_path / "r.sqlite3")
     claim(store, "p")
-    (item,) = store.due_outbox("p", "CodeDX", now=1e12)
+    (item,) = store.outbox_of("p", "CodeDX")
+    assert item.next_at == 0 and item.attempts == 0
     with store.transaction() as tx:
         tx.retry_later(item.id, "boom", next_at=1e12 + 10)
-    assert store.due_outbox("p", "CodeDX", now=1e12) == []
-    (again,) = store.due_outbox("p", "CodeDX", now=1e12 + 11)
-    assert again.attempts == 1 and again.last_error == "boom"
+    (again,) = store.outbox_of("p", "CodeDX")
+    assert (again.id, again.attempts, again.last_error, again.next_at) == (item.id, 1, "boom", 1e12 + 10)
     with store.transaction() as tx:
         tx.complete(again.id)
     assert store.pending_outbox() == []

@@ -49,7 +49,8 @@ class StateDirLock:
     """The single-daemon lock on a state dir, with the holder's pid beside it."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.lock = filelock.FileLock(str(state_dir / "swampd.lock"), timeout=0)
+        # Process-wide, not per thread: the daemon may be closed from any thread.
+        self.lock = filelock.FileLock(str(state_dir / "swampd.lock"), timeout=0, thread_local=False)
         self.pid_file = state_dir / "swampd.pid"
         self.state_dir = state_dir
 
@@ -194,12 +195,14 @@ class Daemon:
             self.lock.release()
             raise
         self._stopped = threading.Event()
+        self._serving = False
 
     @property
     def port(self) -> int:
         return int(self.server.server_address[1])
 
     def start(self) -> None:
+        self._serving = True
         self.reconciler.start()
         if self.ad_refresher is not None:
             self.ad_refresher.start()
@@ -215,7 +218,8 @@ class Daemon:
             pass
 
     def close(self) -> None:
-        self.server.shutdown()
+        if self._serving:  # shutdown() waits for a serve_forever loop that must have run
+            self.server.shutdown()
         self.server.server_close()
         self.reconciler.stop()
         if self.ad_refresher is not None:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 #: Built-in handlers that complete their item inside their own transaction.
 SELF_COMPLETING = frozenset({"submit"})
+#: Outbox kinds that act on the scheduler's jobs and so must run in order.
+JOB_LANE = frozenset({"submit", "remove", "forget"})
 MAX_BACKOFF = 60.0
 
 
@@ -174,24 +176,42 @@ class Reconciler:
                 self.queue.done(key)
 
     def process(self, key: Key) -> None:
-        """Do the key's due side effects, then take at most a few lifecycle steps."""
+        """Do the key's due side effects and lifecycle steps until nothing is left to do now."""
         for _ in range(8):
-            self._drain_outbox(key)
-            if not self._step(key):
+            progressed = self._drain_outbox(key)
+            stepped = self._step(key)
+            if not (progressed or stepped):
                 return
 
-    def _drain_outbox(self, key: Key) -> None:
-        for item in self.store.due_outbox(key[0], key[1], self.clock()):
+    def _drain_outbox(self, key: Key) -> bool:
+        """Perform the key's due outbox items; True when at least one was done.
+
+        Items run in order within a lane: the job lane (submit, remove,
+        forget, whose order matters: an old job goes before a new one starts)
+        and one lane per other kind (ads, uploads, database calls).  A failed
+        item holds back the rest of its lane only, so a collector or database
+        that is down never delays a launch.
+        """
+        blocked: set[str] = set()
+        progressed = False
+        now = self.clock()
+        for item in self.store.outbox_of(*key):
+            lane = "job" if item.kind in JOB_LANE else item.kind
+            if lane in blocked:
+                continue
+            if item.next_at > now:  # waiting out a backoff: what follows in its lane waits too
+                blocked.add(lane)
+                continue
             handler = self._handlers.get(item.kind)
             if handler is None:
                 log.error("outbox item %d has unknown kind %r; dropping it", item.id, item.kind)
-                with self.store.transaction() as tx:
-                    tx.complete(item.id)
+                self._complete(item)
                 continue
             try:
                 handler(item)
                 if item.kind not in SELF_COMPLETING:
                     self._complete(item)
+                progressed = True
             except Exception as exc:  # retried: the world may be down for a while
                 delay = backoff(item.attempts)
                 log.warning("%s for %s/%s failed (attempt %d), retrying in %.1fs: %s",
@@ -199,7 +219,8 @@ class Reconciler:
                 with self.store.transaction() as tx:
                     tx.retry_later(item.id, f"{type(exc).__name__}: {exc}", self.clock() + delay)
                 self.queue.add_after(key, delay)
-                return  # keep the key's side effects in order
+                blocked.add(lane)
+        return progressed
 
     def _step(self, key: Key) -> bool:
         record = self.store.get_viewer(*key)

@@ -196,7 +196,12 @@ class ViewerService:
                 return False
             record.state = int(transition.state)
             record.status = transition.status
-            if transition.state is ViewerState.READY:
+            if transition.state is ViewerState.READY and not record.vmip:
+                # SWAMP called such a viewer up with vmip null: a READY nobody can reach.
+                record.state = int(ViewerState.ERROR)
+                record.status = "Viewer reported up but never wrote its address"
+                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": record.status})
+            elif transition.state is ViewerState.READY:
                 record.ready_at = time.time()
                 record.url = self._url(record)
             tx.record_change(record, "node", source)

@@ -16,12 +16,12 @@ Three outbox handlers live here:
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from datetime import datetime, timezone
 from typing import Callable
 
+from swampd.checksums import file_digest
 from swampd.clients.mariadb import DatabaseRefused, LaunchRow, ViewerStore
 from swampd.config import MariaDBConfig
 from swampd.states import ViewerState, state_name
@@ -42,26 +42,14 @@ def verify_checksum(path: str, checksum: str) -> None:
     algorithm = _ALGORITHMS.get(len(checksum))
     if algorithm is None:
         raise ChecksumMismatch(f"viewer database {path}: recorded checksum is not a known digest length")
-    digest = hashlib.new(algorithm)
     try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        found = file_digest(path, algorithm)
     except OSError as exc:
         raise ChecksumMismatch(f"viewer database {path} cannot be read: {exc.strerror}") from None
-    found = digest.hexdigest()
     if found != checksum.lower():
         raise ChecksumMismatch(
             f"viewer database {path} does not match its recorded {algorithm} checksum "
             f"(expected {checksum[:16]}..., found {found[:16]}...); refusing to restore it")
-
-
-def file_sha512(path: str) -> str:
-    digest = hashlib.sha512()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ViewerDatabases:

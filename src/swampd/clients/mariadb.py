@@ -123,26 +123,23 @@ class ViewerStore:
     def store_viewer(self, viewer_instance_uuid: str, path: str, checksum: str,
                      platform: str, version: str) -> None:
         """``CALL store_viewer(...)``; anything but ``SUCCESS`` is DatabaseRefused."""
-        with self._connection() as conn, conn.cursor() as cur:
-            cur.execute("CALL store_viewer(%s, %s, %s, %s, %s, @swampd_rs)",
-                        (viewer_instance_uuid, path, checksum, platform, version))
-            while cur.nextset():
-                pass
-            cur.execute("SELECT @swampd_rs")
-            row = cur.fetchone()
-            conn.commit()
-        answer = (row[0] if row else None) or ""
-        if isinstance(answer, bytes):
-            answer = answer.decode("utf-8", "replace")
-        if answer.strip() != "SUCCESS":
-            raise DatabaseRefused(f"store_viewer returned {answer.strip() or 'nothing'!r}")
+        self._call_expecting_success("store_viewer", (viewer_instance_uuid, path, checksum, platform, version))
 
     def update_status(self, viewer_instance_uuid: str, status: str, status_code: int,
                       vm_ip_address: str, proxy_url: str) -> None:
         """``CALL update_viewer_instance(...)``: the legacy status columns the web may read."""
+        self._call_expecting_success(
+            "update_viewer_instance",
+            (viewer_instance_uuid, status[:100], status_code, vm_ip_address[:50], proxy_url[:100]))
+
+    def _call_expecting_success(self, procedure: str, args: tuple[object, ...]) -> None:
+        """``CALL procedure(args..., @out)`` of SWAMP's kind; anything but ``SUCCESS`` is DatabaseRefused.
+
+        ``procedure`` is one of our own literal names, never caller input.
+        """
+        marks = ", ".join("%s" for _ in args)
         with self._connection() as conn, conn.cursor() as cur:
-            cur.execute("CALL update_viewer_instance(%s, %s, %s, %s, %s, @swampd_rs)",
-                        (viewer_instance_uuid, status[:100], status_code, vm_ip_address[:50], proxy_url[:100]))
+            cur.execute(f"CALL {procedure}({marks}, @swampd_rs)", args)
             while cur.nextset():
                 pass
             cur.execute("SELECT @swampd_rs")
@@ -152,7 +149,7 @@ class ViewerStore:
         if isinstance(answer, bytes):
             answer = answer.decode("utf-8", "replace")
         if answer.strip() != "SUCCESS":
-            raise DatabaseRefused(f"update_viewer_instance returned {answer.strip() or 'nothing'!r}")
+            raise DatabaseRefused(f"{procedure} returned {answer.strip() or 'nothing'!r}")
 
     def add_launch(self, row: LaunchRow) -> bool:
         """Insert a ``viewer_launch_history`` row unless that launch is already there.

@@ -233,11 +233,11 @@ class Store:
             found += [(r[0], r[1]) for r in rows]
         return found
 
-    def due_outbox(self, projectid: str, viewer: str, now: float) -> list[OutboxItem]:
+    def outbox_of(self, projectid: str, viewer: str) -> list[OutboxItem]:
+        """The key's pending outbox items, due or not, oldest first."""
         rows = self._connect().execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE projectid=? AND viewer=? AND done_at IS NULL"
-            " AND next_at<=? ORDER BY id",
-            (projectid, viewer, now),
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE projectid=? AND viewer=? AND done_at IS NULL ORDER BY id",
+            (projectid, viewer),
         ).fetchall()
         return [OutboxItem.from_row(r) for r in rows]
 

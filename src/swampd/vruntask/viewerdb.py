@@ -14,19 +14,13 @@ import tarfile
 import time
 from pathlib import Path
 
+from swampd.checksums import file_digest
+
 SNAPSHOT_NAME = "codedx_viewerdb.tar.gz"
 
 
 class SnapshotError(Exception):
     """A snapshot is missing, corrupt, empty or unsafe; the message says which."""
-
-
-def sha512_of(path: Path) -> str:
-    digest = hashlib.sha512()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_snapshot(path: Path) -> list[str]:
@@ -64,7 +58,7 @@ def restore_snapshot(db_path: Path, checksum: str, dest: Path) -> list[str]:
     if not checksum:
         raise SnapshotError(f"no checksum given for the viewer database {db_path}")
     try:
-        actual = sha512_of(db_path)
+        actual = file_digest(db_path)
     except FileNotFoundError:
         raise SnapshotError(f"viewer database {db_path} does not exist") from None
     except OSError as exc:
