@@ -5,7 +5,6 @@ import io
 import subprocess
 import tarfile
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests

@@ -5,7 +5,7 @@ import classad2
 import htcondor2
 import pytest
 
-from condor_double import COMPLETED, HELD, IDLE, REMOVED, RUNNING, CollectorDouble, ScheddDouble
+from condor_double import COMPLETED, HELD, IDLE, REMOVED, CollectorDouble, ScheddDouble
 
 
 def vanilla(**extra: str) -> htcondor2.Submit:

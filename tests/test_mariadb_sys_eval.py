@@ -91,7 +91,7 @@ def test_hostile_names_run_nothing_and_answer_error(wired):
     db, daemon, _ = wired
     marker = Path(f"/tmp/pw{secrets.token_hex(4)}")
     hostile_packages = [f"x'; touch {marker}; echo '", f"$(touch {marker})", f"`touch {marker}`",
-                        f"a' --project 'evil", "pkg\nERRORLESS", f"x\\'; touch {marker} #"]
+                        "a' --project 'evil", "pkg\nERRORLESS", f"x\\'; touch {marker} #"]
     for n, package in enumerate(hostile_packages):
         add_result(db, f"ar-h{n}", package)
         out = db.call_launch_viewer(f"ar-h{n}", USER, f"proj-h{n}")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import subprocess
 import tarfile
 import threading
@@ -82,7 +81,7 @@ def test_props_file_base_gets_the_key_appended(tmp_path: Path, platform_image: P
     job = tmp_path / "job"
     prepare(job, vm_bog(tmp_path, platform_image, swampd_platform="process", swampd_props_file=str(base)))
     assert (job / "in" / "codedx.props").read_text().splitlines() == [
-        "swa.db.url=jdbc:mysql://localhost/codedx", f"swa.admin.system-key=k'$(touch PWNED)`id`\""]
+        "swa.db.url=jdbc:mysql://localhost/codedx", "swa.admin.system-key=k'$(touch PWNED)`id`\""]
     assert not (job / disks.INPUT_DISK).exists()  # only the vm platform gets disks
 
 

@@ -25,24 +25,19 @@ import re
 import socket
 import sys
 import xmlrpc.client
-from typing import Any, NoReturn
+from typing import Any
 
 from swampd.cli.lookup import client_config
+from swampd.cli.oneline import EXIT_ERROR, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, OneLineParser, say
 from swampd.clients.rpc import connect, resolve
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 UUID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 RUNNING_STATES = frozenset({1, 2, -1})  # LAUNCHING, READY, STOPPING
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        _say(f"ERROR: {message}")
-        sys.exit(EXIT_USAGE)
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="kill_run", allow_abbrev=False,
+    p = OneLineParser(prog="kill_run", allow_abbrev=False,
                 description="Stop the viewers of a project (SWAMP kill_run drop-in).")
     p.add_argument("--execution_record_uuid", required=True,
                    help="project uuid (as kill_assessment_run passes it for viewers) or vrun_<project>_<viewer>")
@@ -52,9 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _say(line: str) -> None:
-    sys.stdout.write(line.replace("\n", " ") + "\n")
-    sys.stdout.flush()
 
 
 def targets(uuid: str, viewers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         raise
     except BaseException as exc:
-        _say(f"ERROR: kill_run failed: {type(exc).__name__}: {exc}")
+        say(f"ERROR: kill_run failed: {type(exc).__name__}: {exc}")
         return EXIT_ERROR
 
 
@@ -78,7 +70,7 @@ def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     uuid = args.execution_record_uuid
     if UUID_RE.fullmatch(uuid) is None:
-        _say(f"ERROR: --execution_record_uuid {uuid[:40]!r} is not a uuid")
+        say(f"ERROR: --execution_record_uuid {uuid[:40]!r} is not a uuid")
         return EXIT_USAGE
     url, token = resolve(args.url, client_config(args.config))
     api = connect(url, token, timeout=30.0).agentMonitor
@@ -88,16 +80,16 @@ def _main(argv: list[str] | None) -> int:
         for viewer in running:
             api.stopViewer(viewer["projectid"], viewer["viewer"])
     except xmlrpc.client.Fault as fault:
-        _say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
+        say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
         return EXIT_ERROR
     except (OSError, socket.timeout, xmlrpc.client.ProtocolError) as exc:
-        _say(f"ERROR: swampd is not reachable at {url}: {exc}")
+        say(f"ERROR: swampd is not reachable at {url}: {exc}")
         return EXIT_UNREACHABLE
     if running:
         names = ", ".join(v["execrunid"] for v in running)
-        _say(f"SUCCESS: stopping {names}")
+        say(f"SUCCESS: stopping {names}")
     else:
-        _say(f"SUCCESS: no running viewer for {uuid}")
+        say(f"SUCCESS: no running viewer for {uuid}")
     return EXIT_OK
 
 

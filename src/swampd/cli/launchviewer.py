@@ -16,15 +16,12 @@ import socket
 import sys
 import time
 import xmlrpc.client
-from typing import Any, NoReturn
+from typing import Any
 
 from swampd.cli.lookup import client_config
+from swampd.cli.oneline import EXIT_ERROR, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, OneLineParser, say
 from swampd.clients.rpc import connect, resolve
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
 NULL_WORDS = ("", "NULL", "null")
 READY, LAUNCHING = 2, 1
 #: Package and tool names become Code Dx project and analysis names; they never
@@ -33,16 +30,9 @@ READY, LAUNCHING = 2, 1
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+@:,()\[\]-]{0,199}")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage problem as the one ERROR line the caller reads."""
-
-    def error(self, message: str) -> NoReturn:
-        _say(f"ERROR: {message}")
-        sys.exit(EXIT_USAGE)
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="launchviewer", allow_abbrev=False,
+    p = OneLineParser(prog="launchviewer", allow_abbrev=False,
                 description="Ask swampd to start the viewer of a project (SWAMP launch_viewer drop-in).")
     p.add_argument("--viewer_name", "--viewer", dest="viewer_name", required=True)
     p.add_argument("--project", default="")  # required for every viewer but Native
@@ -74,9 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _say(line: str) -> None:
-    sys.stdout.write(line.replace("\n", " ") + "\n")
-    sys.stdout.flush()
 
 
 def _value(text: str) -> str:
@@ -109,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         raise
     except BaseException as exc:  # the database must never get an empty answer
-        _say(f"ERROR: launchviewer failed: {type(exc).__name__}: {exc}")
+        say(f"ERROR: launchviewer failed: {type(exc).__name__}: {exc}")
         return EXIT_ERROR
 
 
@@ -124,32 +111,32 @@ def _bad_name(args: argparse.Namespace) -> str | None:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if _value(args.results_type):
-        _say("ERROR: the Native viewer (--results_type) is not available in swampd yet")
+        say("ERROR: the Native viewer (--results_type) is not available in swampd yet")
         return EXIT_ERROR
     problem = None if _value(args.project) else "the following arguments are required: --project"
     problem = problem or _bad_name(args)
     if problem:
-        _say(f"ERROR: {problem}")
+        say(f"ERROR: {problem}")
         return EXIT_USAGE
     url, token = resolve(args.url, client_config(args.config))
     proxy = connect(url, token, timeout=30.0)
     try:
         reply = proxy.agentMonitor.launchViewer(launch_struct(args))
         if args.wait is None:
-            _say("SUCCESS")
+            say("SUCCESS")
             return EXIT_OK
         return _wait_ready(proxy, reply, args.wait)
     except xmlrpc.client.Fault as fault:
-        _say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
+        say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
         return EXIT_ERROR
     except (ConnectionError, socket.timeout, socket.gaierror) as exc:
-        _say(f"ERROR: swampd is not reachable at {url}: {exc}")
+        say(f"ERROR: swampd is not reachable at {url}: {exc}")
         return EXIT_UNREACHABLE
     except OSError as exc:
-        _say(f"ERROR: swampd is not reachable at {url}: {exc}")
+        say(f"ERROR: swampd is not reachable at {url}: {exc}")
         return EXIT_UNREACHABLE
     except xmlrpc.client.ProtocolError as exc:
-        _say(f"ERROR: swampd at {url} answered HTTP {exc.errcode} {exc.errmsg}")
+        say(f"ERROR: swampd at {url} answered HTTP {exc.errcode} {exc.errmsg}")
         return EXIT_UNREACHABLE
 
 
@@ -157,13 +144,13 @@ def _wait_ready(proxy: xmlrpc.client.ServerProxy, reply: dict[str, Any], seconds
     deadline = time.monotonic() + seconds
     while True:
         if reply["state"] == READY and reply["url"]:
-            _say(reply["url"])
+            say(reply["url"])
             return EXIT_OK
         if reply["state"] != LAUNCHING:
-            _say(f"ERROR: viewer is {reply['state_name']}: {reply['status']}")
+            say(f"ERROR: viewer is {reply['state_name']}: {reply['status']}")
             return EXIT_ERROR
         if time.monotonic() > deadline:
-            _say(f"ERROR: viewer not ready within {seconds:g}s (last status: {reply['status']})")
+            say(f"ERROR: viewer not ready within {seconds:g}s (last status: {reply['status']})")
             return EXIT_ERROR
         time.sleep(0.25)
         reply = proxy.agentMonitor.getViewer(reply["projectid"], reply["viewer"])
