@@ -80,3 +80,13 @@ def test_ended_viewer_with_live_job_removes_job_only():
 
 def test_stopping_job_gone_is_shutdown():
     assert next_step(facts(S.STOPPING, J.FINISHED), D, now=1).state is S.SHUTDOWN
+
+
+def test_ready_job_that_failed_is_error_not_shutdown():
+    step = next_step(facts(S.READY, J.FAILED, detail="job ended without an exit status (killed?)"), D, now=1)
+    assert step.state is S.ERROR and "killed?" in step.status
+
+
+@pytest.mark.parametrize("state, final", [(S.STOPPING, S.SHUTDOWN), (S.TERMINATING, S.TERMINATED)])
+def test_a_failed_job_while_going_down_is_the_normal_end(state, final):
+    assert next_step(facts(state, J.FAILED, stop=1), D, now=2).state is final

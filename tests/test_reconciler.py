@@ -5,6 +5,9 @@ Faults are injected by wrapping the real LocalScheduler (no double): while
 """
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -170,3 +173,24 @@ def test_viewer_up_with_an_address_is_ready_with_its_url(world):
     service.report(Report(record.execrunid, record.epoch, record.token, event="VIEWERUP"))
     after = service.get("p", "CodeDX")
     assert after["state"] == 2 and after["url"] == "http://10.0.0.5:8443/"
+
+
+def test_a_ready_viewer_whose_job_is_killed_ends_in_error(world):
+    from swampd.agentmonitor.service import Report
+
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    reconciler.process(("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    service.report(Report(record.execrunid, 1, record.token, event="WROTEIPADDR", vmip="127.0.0.1:9"))
+    service.report(Report(record.execrunid, 1, record.token, event="VIEWERUP"))
+    spawned = Path(store.path).parent / "jobs" / record.launch_id / "spawned"
+    pgid = json.loads(spawned.read_text())["pgid"]
+    os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and store.get_viewer("p", "CodeDX").state == 2:
+        reconciler.resync()
+        reconciler.process(("p", "CodeDX"))
+        time.sleep(0.1)
+    after = store.get_viewer("p", "CodeDX")
+    assert after.state == -5 and "killed?" in after.status

@@ -28,11 +28,12 @@ class JobView(str, Enum):
     PENDING = "pending"      # queued, not running yet
     RUNNING = "running"
     HELD = "held"
-    FINISHED = "finished"    # completed or removed
+    FINISHED = "finished"    # completed cleanly, or removed
+    FAILED = "failed"        # ended with a non-zero status, or killed without one
 
 
 ALIVE = frozenset({JobView.PENDING, JobView.RUNNING, JobView.HELD})
-GONE = frozenset({JobView.MISSING, JobView.FINISHED})
+GONE = frozenset({JobView.MISSING, JobView.FINISHED, JobView.FAILED})
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool 
     if state is ViewerState.READY:
         if job is JobView.HELD:
             return Step(ViewerState.ERROR, f"Viewer job held{detail}", remove_job=remove_held)
+        if job is JobView.FAILED:
+            return Step(ViewerState.ERROR, f"Viewer job failed{detail}")
         if job in GONE:
             return Step(ViewerState.SHUTDOWN, f"Viewer job ended{detail}")
         if now - facts.launched_at > deadlines.max_lifetime:

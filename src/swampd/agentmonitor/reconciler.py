@@ -74,6 +74,8 @@ def job_view(record: ViewerRecord, world: ObservedWorld) -> tuple[JobView, str]:
         JobStatus.COMPLETED: JobView.FINISHED,
         JobStatus.REMOVED: JobView.FINISHED,
     }[obs.status]
+    if obs.status is JobStatus.COMPLETED and obs.exit_code != 0:
+        view = JobView.FAILED
     detail = obs.reason
     if obs.hold_code is not None:
         detail = f"{obs.reason} (HoldReasonCode {obs.hold_code})"
