@@ -1,0 +1,240 @@
+"""The typed settings of swampd, their defaults, and the helpers that read them."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 8084
+
+
+PLATFORMS = ("vm", "docker", "process")
+
+
+SCHEDULERS = ("local", "htcondor")
+
+
+#: Placeholders a process viewer's command may use.
+COMMAND_PLACEHOLDERS = frozenset({"port", "sandbox", "project", "viewer", "url_uuid", "python"})
+
+
+PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names file, key and reason."""
+
+
+@dataclass(frozen=True)
+class AgentMonitorConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    state_dir: Path = field(default_factory=lambda: default_state_dir())
+    token_file: str = ""
+    #: Requests larger than this are refused with HTTP 413 before parsing.
+    max_request_bytes: int = 32 * 1024 * 1024
+    #: Seconds between bulk resyncs of every active viewer.
+    resync_interval: float = 5.0
+    #: Worker threads that reconcile keys (one key is never worked by two).
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    kind: str = "local"
+    #: Seconds between a polite stop (TERM) and a forced one (KILL).
+    stop_grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class HTCondorConfig:
+    """``[htcondor]``: running viewer jobs on a pool (``[scheduler] kind = "htcondor"``)."""
+
+    #: Collector "host[:port]"; empty: the pool of the local HTCondor configuration.
+    pool: str = ""
+    #: Name of the schedd to submit to; empty: the local schedd.
+    schedd: str = ""
+    #: vruntask on the execute nodes (pre/post commands, the vanilla executable).
+    vruntask: str = "/usr/local/bin/vruntask"
+    accounting_group: str = "group_viewer"
+    priority: int = 10
+    #: Seconds a job may wait without starting before HTCondor removes it; 0: the viewer's ready_timeout.
+    queue_timeout: float = 0.0
+    #: Seconds past a viewer's max_lifetime after which HTCondor holds the job (runtime backstop).
+    runtime_margin: float = 3600.0
+    #: Seconds a removed viewer has to shut down and save its database (SWAMP: 1200).
+    job_max_vacate_time: int = 1200
+    #: Seconds a removed job may take to leave the queue before it is forced out.
+    remove_grace: float = 1500.0
+    vm_networking_type: str = "nat"
+    vm_bridge_interface: str = ""
+    docker_network_type: str = ""
+    #: ClassAd expression selecting the hypervisor nodes for vanilla-universe viewers.
+    vanilla_requirements: str = ""
+    #: Seconds one schedd or collector call may take before it counts as unanswered.
+    timeout: float = 30.0
+    #: A held job: "remove" it once its hold reason is recorded, or "leave" it held for an operator.
+    on_hold: str = "remove"
+    #: Publish SWAMP's generic collector ads (``SWAMP_vmu_viewer_*``) for the web server.
+    advertise: bool = False
+    #: ClassAdLifetime of those ads, and how often live viewers' ads are refreshed.
+    ad_lifetime: int = 900
+    ad_refresh: float = 300.0
+    #: Port written into ``SWAMP_vmu_viewer_vmip`` when the reported address has none.
+    viewer_port: int = 8443
+
+
+@dataclass(frozen=True)
+class ViewerConfig:
+    name: str
+    platform: str = "process"
+    command: tuple[str, ...] = ("{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1")
+    ready_timeout: float = 600.0
+    idle_timeout: float = 3600.0
+    max_lifetime: float = 28800.0
+    #: How the user's URL is made from the reported address.
+    url_template: str = "http://{vmip}/"
+    #: Path the process platform probes before it calls the viewer up.
+    probe_path: str = "/"
+    #: HTCondor universe ("vm", "docker", "vanilla"); empty: the platform's usual one.
+    universe: str = ""
+    #: Container image (docker platform).
+    image: str = ""
+    #: Memory (MB) and CPUs of the viewer machine.
+    memory: int = 6144
+    cpus: int = 2
+    # -- vm platform (vruntask through libvirt; image is the platform qcow2's absolute path)
+    libvirt_uri: str = "qemu:///system"
+    #: "kvm" in production; "qemu" is software emulation (TCG), for hosts without KVM.
+    domain_type: str = "kvm"
+    #: none | user | network:NAME | bridge:NAME | tap:DEV (a tap the host set up).
+    network: str = "network:default"
+    #: Direct kernel boot (test guests); empty: boot the image's own boot loader.
+    kernel: str = ""
+    initrd: str = ""
+    cmdline: str = ""
+    #: Seconds from VM start until the guest must have written its address.
+    boot_timeout: float = 300.0
+    #: Seconds a guest has to power off (and save its database) after the ACPI request.
+    shutdown_timeout: float = 300.0
+    #: Size of the empty output disk, MiB (SWAMP: 3 GiB).
+    output_disk_mib: int = 3072
+    #: Base of the viewer's props file (the API key is appended); empty: the key alone.
+    props_file: str = ""
+    #: Where saved viewer databases go: <viewer_store>/<project>/V-Runs/<viewer_uuid>/
+    #: (SWAMP: /swamp/SCAProjects); empty: <state_dir>/SCAProjects.
+    viewer_store: str = ""
+
+
+#: SWAMP's viewer_version_uuid of each viewer (viewer_store seed rows), for launch history rows.
+DEFAULT_VIEWER_VERSIONS = {"CodeDX": "5d0fb63c-865a-11e3-88bb-001a4a81450b"}
+
+
+#: Code Dx auth header forms: SWAMP's images set a system key; newer Code Dx takes API-Key.
+CODEDX_AUTH = ("system-key", "api-key")
+
+
+@dataclass(frozen=True)
+class MariaDBConfig:
+    """The SWAMP database the daemon writes to (store_viewer, launch history).
+
+    Present only when the file has a ``[mariadb]`` table; without one the
+    daemon never talks to MariaDB.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 3306
+    #: A Unix socket path; used instead of host/port when set.
+    unix_socket: str = ""
+    user: str = "swampd"
+    #: A file holding the password, readable by its owner only; empty for none.
+    password_file: str = ""
+    #: Database holding SWAMP's viewer_store tables and procedures.
+    database: str = "viewer_store"
+    connect_timeout: float = 5.0
+    #: Seconds a single statement may take before the call counts as failed.
+    read_timeout: float = 30.0
+    #: Write viewer_launch_history rows and viewer_instance status (legacy columns).
+    launch_history: bool = False
+    viewer_versions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VIEWER_VERSIONS))
+
+
+@dataclass(frozen=True)
+class CodeDxConfig:
+    """Uploading launch results into the viewer's Code Dx once it is READY.
+
+    Present only when the file has a ``[codedx]`` table.
+    """
+
+    #: The viewers that run Code Dx.
+    viewers: tuple[str, ...] = ("CodeDX",)
+    #: Code Dx base URL (with its context path) made from the viewer's address.
+    base_url: str = "https://{vmip}/{url_uuid}"
+    auth: str = "system-key"
+    #: TLS certificate verification; on unless an operator turns it off.
+    verify_tls: bool = True
+    #: CA bundle (PEM) that signs the viewers' certificates, e.g. the facility's CA.
+    ca_bundle: str = ""
+    #: Seconds for one HTTP request (connect and read).
+    timeout: float = 30.0
+    #: Seconds between polls of an analysis job.
+    poll_interval: float = 2.0
+    #: Seconds one upload attempt waits for its analysis job before trying again later.
+    job_wait: float = 120.0
+
+
+@dataclass(frozen=True)
+class Config:
+    agentmonitor: AgentMonitorConfig
+    scheduler: SchedulerConfig
+    viewers: dict[str, ViewerConfig]
+    source: str = "built-in defaults"
+    mariadb: MariaDBConfig | None = None
+    codedx: CodeDxConfig | None = None
+    htcondor: HTCondorConfig = field(default_factory=HTCondorConfig)
+
+    @property
+    def viewer_names(self) -> frozenset[str]:
+        return frozenset(self.viewers)
+
+    @property
+    def url(self) -> str:
+        """The URL clients use to reach this daemon."""
+        return daemon_url(self.agentmonitor.host, self.agentmonitor.port)
+
+
+def default_state_dir() -> Path:
+    """The user's state directory (XDG), where the registry lives by default."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "swampd"
+
+
+def daemon_url(host: str, port: int) -> str:
+    """The client URL for a bind address (a wildcard bind is reached on loopback)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def is_loopback(host: str) -> bool:
+    """True when binding to ``host`` exposes the daemon to this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def config_path_from(cli_value: str | None) -> str | None:
+    """The file to read: ``--config``, else ``SWAMPD_CONFIG``, else none."""
+    return cli_value or os.environ.get("SWAMPD_CONFIG") or None
+
+
+def fill_placeholders(template: str, values: dict[str, str]) -> str:
+    """Replace ``{name}`` with ``values[name]``; names were checked at load time."""
+    return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)

@@ -1,0 +1,222 @@
+"""Reading and validating a configuration file into the typed settings."""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from swampd.config import checks
+from swampd.config.model import (
+    CODEDX_AUTH,
+    PLATFORMS,
+    SCHEDULERS,
+    AgentMonitorConfig,
+    CodeDxConfig,
+    Config,
+    ConfigError,
+    HTCondorConfig,
+    MariaDBConfig,
+    SchedulerConfig,
+    ViewerConfig,
+    is_loopback,
+)
+from swampd.identifiers import VIEWER_NAME_RE
+
+def load_config(path: str | None) -> Config:
+    """Read and validate ``path``, or return the built-in defaults when None."""
+    if path is None:
+        return Config(AgentMonitorConfig(), SchedulerConfig(), {"CodeDX": ViewerConfig("CodeDX")})
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], source: str) -> Config:
+    """Validate a parsed TOML document; raise ConfigError naming the bad key."""
+    checks.no_unknown(data, {"agentmonitor", "scheduler", "viewers", "mariadb", "codedx", "htcondor"}, source, "")
+    am = checks.section(data, "agentmonitor", source)
+    sc = checks.section(data, "scheduler", source)
+    agentmonitor = AgentMonitorConfig(
+        **checks.fields(am, source, "agentmonitor", {
+            "host": (str, checks.nonempty),
+            "port": (int, checks.port),
+            "state_dir": (str, checks.nonempty),
+            "token_file": (str, None),
+            "max_request_bytes": (int, checks.positive),
+            "resync_interval": ((int, float), checks.positive),
+            "workers": (int, checks.positive),
+        })
+    )
+    if isinstance(agentmonitor.state_dir, str):
+        agentmonitor = replace(agentmonitor, state_dir=Path(os.path.expanduser(agentmonitor.state_dir)))
+    if not is_loopback(agentmonitor.host) and not agentmonitor.token_file:
+        raise ConfigError(
+            f"{source}: agentmonitor.token_file: required when host is not loopback "
+            f"(host = {agentmonitor.host!r}); callers must send a bearer token"
+        )
+    scheduler = SchedulerConfig(
+        **checks.fields(sc, source, "scheduler", {
+            "kind": (str, checks.one_of(SCHEDULERS)),
+            "stop_grace": ((int, float), checks.positive),
+        })
+    )
+    viewers_table = data.get("viewers", None)
+    if viewers_table is None:
+        viewers = {"CodeDX": ViewerConfig("CodeDX")}
+    else:
+        if not isinstance(viewers_table, dict) or not viewers_table:
+            raise ConfigError(f"{source}: viewers: must hold at least one [viewers.NAME] table")
+        viewers = {name: _viewer(name, table, source) for name, table in viewers_table.items()}
+    mariadb = _mariadb(data["mariadb"], source) if "mariadb" in data else None
+    codedx = _codedx(data["codedx"], source, viewers) if "codedx" in data else None
+    htcondor = _htcondor(data["htcondor"], source) if "htcondor" in data else HTCondorConfig()
+    return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor)
+
+
+HTCONDOR_ON_HOLD = ("remove", "leave")
+
+
+UNIVERSES_FOR_PLATFORM = {"vm": ("vm", "vanilla"), "docker": ("docker",), "process": ("vanilla",)}
+
+
+_CONDOR_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+_CONDOR_PATH_RE = re.compile(r"[A-Za-z0-9_./+@:-]+")
+
+
+_HOST_PORT_RE = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+_IMAGE_RE = re.compile(r"[A-Za-z0-9/][A-Za-z0-9._/:@+-]{0,254}")  # docker reference or vm image path
+
+
+_NETWORK_RE = re.compile(r"none|user|(network|bridge):[A-Za-z0-9._-]+|tap:[A-Za-z0-9._-]{1,15}")
+
+
+def _htcondor(table: Any, source: str) -> HTCondorConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: htcondor: must be a table")
+    values = checks.fields(table, source, "htcondor", {
+        "pool": (str, checks.matches(_HOST_PORT_RE, "host or host:port", empty_ok=True)),
+        "schedd": (str, checks.matches(_CONDOR_PATH_RE, "a schedd name", empty_ok=True)),
+        "vruntask": (str, checks.matches(_CONDOR_PATH_RE, "a path without spaces, quotes or '$'")),
+        "accounting_group": (str, checks.matches(_CONDOR_NAME_RE, "letters, digits, '_', '.', '-'")),
+        "priority": (int, None),
+        "queue_timeout": ((int, float), checks.not_negative),
+        "runtime_margin": ((int, float), checks.not_negative),
+        "job_max_vacate_time": (int, checks.not_negative),
+        "remove_grace": ((int, float), checks.positive),
+        "vm_networking_type": (str, checks.matches(_CONDOR_NAME_RE, "letters, digits, '_', '.', '-'")),
+        "vm_bridge_interface": (str, checks.matches(_CONDOR_NAME_RE, "an interface name", empty_ok=True)),
+        "docker_network_type": (str, checks.matches(_CONDOR_NAME_RE, "a docker network name", empty_ok=True)),
+        "vanilla_requirements": (str, checks.classad_expression),
+        "timeout": ((int, float), checks.positive),
+        "on_hold": (str, checks.one_of(HTCONDOR_ON_HOLD)),
+        "advertise": (bool, None),
+        "ad_lifetime": (int, checks.positive),
+        "ad_refresh": ((int, float), checks.positive),
+        "viewer_port": (int, checks.port),
+    })
+    condor = HTCondorConfig(**values)
+    if condor.ad_refresh * 2 > condor.ad_lifetime:
+        raise ConfigError(
+            f"{source}: htcondor.ad_refresh: {condor.ad_refresh:g}s is not well inside "
+            f"ad_lifetime ({condor.ad_lifetime}s); make it at most half of it"
+        )
+    return condor
+
+
+def _mariadb(table: Any, source: str) -> MariaDBConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: mariadb: must be a table")
+    values = checks.fields(table, source, "mariadb", {
+        "host": (str, checks.nonempty),
+        "port": (int, checks.port),
+        "unix_socket": (str, None),
+        "user": (str, checks.nonempty),
+        "password_file": (str, None),
+        "database": (str, checks.sql_name),
+        "connect_timeout": ((int, float), checks.positive),
+        "read_timeout": ((int, float), checks.positive),
+        "launch_history": (bool, None),
+        "viewer_versions": (dict, checks.viewer_versions),
+    })
+    return MariaDBConfig(**values)
+
+
+def _codedx(table: Any, source: str, viewers: dict[str, ViewerConfig]) -> CodeDxConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: codedx: must be a table")
+    values = checks.fields(table, source, "codedx", {
+        "viewers": (list, checks.string_list),
+        "base_url": (str, checks.url_template),
+        "auth": (str, checks.one_of(CODEDX_AUTH)),
+        "verify_tls": (bool, None),
+        "ca_bundle": (str, checks.readable_file),
+        "timeout": ((int, float), checks.positive),
+        "poll_interval": ((int, float), checks.positive),
+        "job_wait": ((int, float), checks.positive),
+    })
+    if "viewers" in values:
+        values["viewers"] = tuple(values["viewers"])
+        for name in values["viewers"]:
+            if name not in viewers:
+                raise ConfigError(f"{source}: codedx.viewers: {name!r} is not a configured viewer")
+    base_url = values.get("base_url", CodeDxConfig.base_url)
+    if not base_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{source}: codedx.base_url: must start with https:// or http://")
+    return CodeDxConfig(**values)
+
+
+def _viewer(name: str, table: Any, source: str) -> ViewerConfig:
+    where = f"viewers.{name}"
+    if VIEWER_NAME_RE.fullmatch(name) is None:
+        raise ConfigError(f"{source}: {where}: a viewer name is a letter then letters, digits, '_' or '-'")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {where}: must be a table")
+    values = checks.fields(table, source, where, {
+        "platform": (str, checks.one_of(PLATFORMS)),
+        "command": (list, checks.command),
+        "ready_timeout": ((int, float), checks.positive),
+        "idle_timeout": ((int, float), checks.positive),
+        "max_lifetime": ((int, float), checks.positive),
+        "url_template": (str, checks.url_template),
+        "probe_path": (str, checks.probe_path),
+        "universe": (str, checks.one_of(("vm", "docker", "vanilla"))),
+        "image": (str, checks.matches(_IMAGE_RE, "an image reference (registry/name:tag)", empty_ok=True)),
+        "memory": (int, checks.positive),
+        "cpus": (int, checks.positive),
+        "libvirt_uri": (str, checks.nonempty),
+        "domain_type": (str, checks.one_of(("kvm", "qemu"))),
+        "network": (str, checks.matches(_NETWORK_RE, "none, user, network:NAME, bridge:NAME or tap:DEV")),
+        "kernel": (str, checks.absolute_or_empty),
+        "initrd": (str, checks.absolute_or_empty),
+        "cmdline": (str, checks.one_line),
+        "boot_timeout": ((int, float), checks.positive),
+        "shutdown_timeout": ((int, float), checks.positive),
+        "output_disk_mib": (int, checks.positive),
+        "props_file": (str, checks.absolute_or_empty),
+        "viewer_store": (str, checks.absolute_or_empty),
+    })
+    if values.get("platform") == "vm" and not str(values.get("image", "")).startswith("/"):
+        raise ConfigError(f"{source}: {where}.image: a vm viewer needs the absolute path of its platform image")
+    if "command" in values:
+        values["command"] = tuple(values["command"])
+    viewer = ViewerConfig(name, **values)
+    if viewer.universe and viewer.universe not in UNIVERSES_FOR_PLATFORM[viewer.platform]:
+        raise ConfigError(
+            f"{source}: {where}.universe: the {viewer.platform} platform runs in the "
+            f"{' or '.join(UNIVERSES_FOR_PLATFORM[viewer.platform])} universe, not {viewer.universe}"
+        )
+    return viewer
