@@ -22,7 +22,6 @@ The only module that talks to a schedd.  It never shells out to
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 import time
@@ -35,11 +34,24 @@ from swampd.launchpad.bog import BogError, read_bog
 from swampd.launchpad.jobs import (
     JobObservation,
     JobSpec,
-    JobStatus,
     SchedulerError,
     SchedulerUnavailable,
 )
 from swampd.launchpad.launchpad import TOKEN_FILE, bog_file_name
+from swampd.launchpad.schedulers.condor_connect import LazySchedd, make_collector, make_schedd
+from swampd.launchpad.schedulers.condor_queries import (
+    ALL_JOBS,
+    PROJECTION,
+    REF_RE,
+    REMOVED,
+    ad_get,
+    job_ref,
+    key_constraint,
+    launch_constraint,
+    observation_from_ad,
+    ref_order,
+    refs_constraint,
+)
 from swampd.launchpad.submit_description import (
     DEFAULT_UNIVERSE,
     EPOCH_ATTR,
@@ -54,17 +66,6 @@ from swampd.launchpad.submit_description import (
 
 log = logging.getLogger(__name__)
 
-#: HTCondor's JobStatus codes.
-IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING_OUTPUT, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
-#: The attributes observation reads, and nothing more (the projection).
-PROJECTION = [
-    "ClusterId", "ProcId", "JobStatus", "EnteredCurrentStatus", "QDate", "JobCurrentStartDate",
-    "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "RemoveReason", "ExitCode",
-    "RemoteHost", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
-]
-#: Every swampd job, and only those.
-ALL_JOBS = f"{KEY_ATTR} =!= undefined && {LAUNCH_ATTR} =!= undefined"
-REF_RE = re.compile(r"(\d+)\.(\d+)")
 #: How many ended jobs' last observations are kept (history is asked once per job).
 FINISHED_CACHE = 20000
 #: Calls that may hang at once before the schedd counts as unavailable without asking.
@@ -72,67 +73,9 @@ MAX_HUNG_CALLS = 4
 #: Messages of submit failures that retrying cannot fix.
 PERMANENT_SUBMIT_ERRORS = ("Failed to create job ad", "invalid Queue statement", "description must be")
 
-
-def launch_constraint(launch_id: str, key: str) -> str:
-    """Jobs of one launch of one key; the values are quoted, so they cannot change the expression."""
-    return f"{LAUNCH_ATTR} == {classad_string(launch_id)} && {KEY_ATTR} == {classad_string(key)}"
-
-
-def key_constraint(key: str) -> str:
-    return f"{KEY_ATTR} == {classad_string(key)}"
-
-
-def refs_constraint(refs: list[str]) -> str:
-    """Jobs by ``cluster.proc`` (each ref is checked to be two integers)."""
-    parts = []
-    for ref in refs:
-        match = REF_RE.fullmatch(ref)
-        if match is None:
-            raise ValueError(f"job reference {ref!r} is not cluster.proc")
-        parts.append(f"(ClusterId == {int(match[1])} && ProcId == {int(match[2])})")
-    return f"({ALL_JOBS}) && ({' || '.join(parts)})"
-
-
-def job_ref(ad: Mapping[str, Any]) -> str:
-    return f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}"
-
-
-def _get(ad: Any, name: str, default: Any = None) -> Any:
-    try:
-        value = ad.get(name, default)
-    except Exception:  # a projection may leave an attribute out; an expression may not evaluate
-        return default
-    return default if value is None else value
-
-
-def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
-    """What one job ad (queue or history) says, in the scheduler protocol's terms."""
-    launch_id = str(_get(ad, LAUNCH_ATTR, ""))
-    status = int(_get(ad, "JobStatus", 0))
-    if status == HELD:
-        code = _get(ad, "HoldReasonCode")
-        return JobObservation(launch_id, JobStatus.HELD, reason=str(_get(ad, "HoldReason", "held")),
-                              hold_code=int(code) if code is not None else None)
-    if status == COMPLETED:
-        exit_code = _get(ad, "ExitCode")
-        exit_code = int(exit_code) if isinstance(exit_code, (int, float)) else None
-        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code,
-                              f"job completed with exit code {exit_code}")
-    if status == REMOVED:
-        reason = str(_get(ad, "RemoveReason", "removed"))
-        if from_history:
-            return JobObservation(launch_id, JobStatus.REMOVED, reason=reason)
-        # Still in the queue: removal asked for, the job may still be shutting down.
-        started = _get(ad, "JobCurrentStartDate") is not None
-        return JobObservation(launch_id, JobStatus.RUNNING if started else JobStatus.IDLE,
-                              reason=f"being removed: {reason}")
-    if status in (RUNNING, TRANSFERRING_OUTPUT, SUSPENDED):
-        return JobObservation(launch_id, JobStatus.RUNNING, reason=str(_get(ad, "RemoteHost", "")))
-    if status == IDLE:
-        return JobObservation(launch_id, JobStatus.IDLE)
-    if from_history:
-        return JobObservation(launch_id, JobStatus.COMPLETED, reason=f"left the queue with JobStatus {status}")
-    return JobObservation(launch_id, JobStatus.IDLE, reason=f"JobStatus {status}")
+#: Re-exported: the daemon builds real connections through this module.
+__all__ = ["HTCondorScheduler", "LazySchedd", "make_collector", "make_schedd", "ALL_JOBS",
+           "PROJECTION", "launch_constraint"]
 
 
 class HTCondorScheduler:
@@ -205,7 +148,7 @@ class HTCondorScheduler:
         key = spec.attributes.get(KEY_ATTR, spec.execrunid)
         job = self._viewer_job(spec)
         queued = self._call("query", self.schedd.query, constraint=key_constraint(key), projection=PROJECTION)
-        mine = sorted((ad for ad in queued if _get(ad, LAUNCH_ATTR) == spec.launch_id), key=_ref_order)
+        mine = sorted((ad for ad in queued if ad_get(ad, LAUNCH_ATTR) == spec.launch_id), key=ref_order)
         self._remove_older_launches(queued, spec)
         if mine:
             ref = job_ref(mine[0])
@@ -278,10 +221,10 @@ class HTCondorScheduler:
         """Jobs of earlier launches of this key are left over from a failed remove: end them."""
         epoch = int(spec.attributes.get(EPOCH_ATTR, "0") or 0)
         for ad in queued:
-            other_epoch = _get(ad, EPOCH_ATTR)
-            if _get(ad, LAUNCH_ATTR) == spec.launch_id or not isinstance(other_epoch, int):
+            other_epoch = ad_get(ad, EPOCH_ATTR)
+            if ad_get(ad, LAUNCH_ATTR) == spec.launch_id or not isinstance(other_epoch, int):
                 continue
-            if other_epoch < epoch and int(_get(ad, "JobStatus", 0)) != REMOVED:
+            if other_epoch < epoch and int(ad_get(ad, "JobStatus", 0)) != REMOVED:
                 log.warning("removing job %s of an earlier launch (epoch %d) of %s", job_ref(ad), other_epoch,
                             spec.execrunid)
                 self._act("Remove", job_ref(ad), f"swampd: superseded by launch {epoch}")
@@ -303,7 +246,7 @@ class HTCondorScheduler:
         ads = self._call("query", self.schedd.query, constraint=ALL_JOBS, projection=PROJECTION)
         seen: dict[str, JobObservation] = {}
         refs: dict[str, str] = {}
-        for ad in sorted(ads, key=_ref_order):
+        for ad in sorted(ads, key=ref_order):
             observation = observation_from_ad(ad)
             if not observation.launch_id:
                 continue
@@ -340,8 +283,8 @@ class HTCondorScheduler:
         now = self.clock()
         for ad in ads:
             ref = job_ref(ad)
-            if int(_get(ad, "JobStatus", 0)) == REMOVED:
-                since = float(_get(ad, "EnteredCurrentStatus", now))
+            if int(ad_get(ad, "JobStatus", 0)) == REMOVED:
+                since = float(ad_get(ad, "EnteredCurrentStatus", now))
                 if now - since > self.condor.remove_grace:
                     log.warning("job %s still leaving %.0fs after its removal; forcing it out", ref, now - since)
                     self._act("RemoveX", ref, f"{reason} (forced after {self.condor.remove_grace:g}s)")
@@ -354,7 +297,7 @@ class HTCondorScheduler:
 
         result = self._call("act", self.schedd.act, getattr(htcondor2.JobAction, action), ref,
                             reason=(reason[:1000], 0))
-        errors = int(_get(result, "TotalError", 0) or 0) + int(_get(result, "TotalPermissionDenied", 0) or 0)
+        errors = int(ad_get(result, "TotalError", 0) or 0) + int(ad_get(result, "TotalPermissionDenied", 0) or 0)
         if errors:
             raise SchedulerError(f"the schedd refused to {action.lower()} job {ref}")
 
@@ -370,10 +313,6 @@ class HTCondorScheduler:
             shutil.rmtree(job_dir, ignore_errors=True)
 
 
-def _ref_order(ad: Any) -> tuple[int, int]:
-    return (int(_get(ad, "ClusterId", 0)), int(_get(ad, "ProcId", 0)))
-
-
 def _make_submit(description: Mapping[str, str]) -> Any:
     import htcondor2
 
@@ -381,59 +320,3 @@ def _make_submit(description: Mapping[str, str]) -> Any:
         return htcondor2.Submit(dict(description))
     except (TypeError, ValueError) as exc:
         raise SchedulerError(f"submit description refused: {exc}") from None
-
-
-class LazySchedd:
-    """The real schedd, located on first use and again after any failure.
-
-    Locating asks the collector, which may be down when swampd starts; that
-    must make observations stale, not stop the daemon.
-    """
-
-    def __init__(self, condor: HTCondorConfig) -> None:
-        self.condor = condor
-        self._schedd: Any = None
-
-    def _target(self) -> Any:
-        if self._schedd is None:
-            self._schedd = make_schedd(self.condor)
-        return self._schedd
-
-    def _forward(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return getattr(self._target(), method)(*args, **kwargs)
-        except Exception:
-            self._schedd = None  # it may have moved: locate it again next time
-            raise
-
-    def query(self, *args: Any, **kwargs: Any) -> Any:
-        return self._forward("query", *args, **kwargs)
-
-    def history(self, *args: Any, **kwargs: Any) -> Any:
-        return self._forward("history", *args, **kwargs)
-
-    def submit(self, *args: Any, **kwargs: Any) -> Any:
-        return self._forward("submit", *args, **kwargs)
-
-    def act(self, *args: Any, **kwargs: Any) -> Any:
-        return self._forward("act", *args, **kwargs)
-
-
-def make_schedd(condor: HTCondorConfig) -> Any:
-    """The real schedd: named in the config, or the pool's default."""
-    import htcondor2
-
-    if not condor.schedd and not condor.pool:
-        return htcondor2.Schedd()
-    collector = htcondor2.Collector(condor.pool or None)
-    if condor.schedd:
-        location = collector.locate(htcondor2.DaemonType.Schedd, condor.schedd)
-    else:
-        location = collector.locate(htcondor2.DaemonType.Schedd)
-    return htcondor2.Schedd(location)
-
-
-def make_collector(condor: HTCondorConfig) -> Any:
-    import htcondor2
-
-    return htcondor2.Collector(condor.pool or None)

@@ -1,0 +1,90 @@
+"""What swampd asks a schedd, and how it reads the answers: constraints and observations.
+
+Pure functions over ClassAds (or the dicts the double returns), so every
+reading of JobStatus, hold and exit codes is tested without a pool.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from swampd.launchpad.jobs import JobObservation, JobStatus
+from swampd.launchpad.submit_description import EPOCH_ATTR, KEY_ATTR, LAUNCH_ATTR, classad_string
+
+#: HTCondor's JobStatus codes.
+IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING_OUTPUT, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
+#: The attributes observation reads, and nothing more (the projection).
+PROJECTION = [
+    "ClusterId", "ProcId", "JobStatus", "EnteredCurrentStatus", "QDate", "JobCurrentStartDate",
+    "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "RemoveReason", "ExitCode",
+    "RemoteHost", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
+]
+#: Every swampd job, and only those.
+ALL_JOBS = f"{KEY_ATTR} =!= undefined && {LAUNCH_ATTR} =!= undefined"
+REF_RE = re.compile(r"(\d+)\.(\d+)")
+
+
+def launch_constraint(launch_id: str, key: str) -> str:
+    """Jobs of one launch of one key; the values are quoted, so they cannot change the expression."""
+    return f"{LAUNCH_ATTR} == {classad_string(launch_id)} && {KEY_ATTR} == {classad_string(key)}"
+
+
+def key_constraint(key: str) -> str:
+    return f"{KEY_ATTR} == {classad_string(key)}"
+
+
+def refs_constraint(refs: list[str]) -> str:
+    """Jobs by ``cluster.proc`` (each ref is checked to be two integers)."""
+    parts = []
+    for ref in refs:
+        match = REF_RE.fullmatch(ref)
+        if match is None:
+            raise ValueError(f"job reference {ref!r} is not cluster.proc")
+        parts.append(f"(ClusterId == {int(match[1])} && ProcId == {int(match[2])})")
+    return f"({ALL_JOBS}) && ({' || '.join(parts)})"
+
+
+def job_ref(ad: Mapping[str, Any]) -> str:
+    return f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}"
+
+
+def ad_get(ad: Any, name: str, default: Any = None) -> Any:
+    try:
+        value = ad.get(name, default)
+    except Exception:  # a projection may leave an attribute out; an expression may not evaluate
+        return default
+    return default if value is None else value
+
+
+def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
+    """What one job ad (queue or history) says, in the scheduler protocol's terms."""
+    launch_id = str(ad_get(ad, LAUNCH_ATTR, ""))
+    status = int(ad_get(ad, "JobStatus", 0))
+    if status == HELD:
+        code = ad_get(ad, "HoldReasonCode")
+        return JobObservation(launch_id, JobStatus.HELD, reason=str(ad_get(ad, "HoldReason", "held")),
+                              hold_code=int(code) if code is not None else None)
+    if status == COMPLETED:
+        exit_code = ad_get(ad, "ExitCode")
+        exit_code = int(exit_code) if isinstance(exit_code, (int, float)) else None
+        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code,
+                              f"job completed with exit code {exit_code}")
+    if status == REMOVED:
+        reason = str(ad_get(ad, "RemoveReason", "removed"))
+        if from_history:
+            return JobObservation(launch_id, JobStatus.REMOVED, reason=reason)
+        # Still in the queue: removal asked for, the job may still be shutting down.
+        started = ad_get(ad, "JobCurrentStartDate") is not None
+        return JobObservation(launch_id, JobStatus.RUNNING if started else JobStatus.IDLE,
+                              reason=f"being removed: {reason}")
+    if status in (RUNNING, TRANSFERRING_OUTPUT, SUSPENDED):
+        return JobObservation(launch_id, JobStatus.RUNNING, reason=str(ad_get(ad, "RemoteHost", "")))
+    if status == IDLE:
+        return JobObservation(launch_id, JobStatus.IDLE)
+    if from_history:
+        return JobObservation(launch_id, JobStatus.COMPLETED, reason=f"left the queue with JobStatus {status}")
+    return JobObservation(launch_id, JobStatus.IDLE, reason=f"JobStatus {status}")
+
+
+def ref_order(ad: Any) -> tuple[int, int]:
+    return (int(ad_get(ad, "ClusterId", 0)), int(ad_get(ad, "ProcId", 0)))
