@@ -119,6 +119,8 @@ def test_real_guest_boots_ready_stops_and_saves_its_database(
         assert events[-2:] == ["VIEWERDBBUNDLESUCCESS", "VIEWERDOWN"]  # graceful: ACPI, not destroy
         saved = wait_for(lambda: Store(daemon.state_dir / "registry.sqlite3").snapshots(PROJECT, "CodeDX"),
                          60, 0.2, "the AgentMonitor to record the snapshot")
+        # vruntask writes its own record of the delivery, then its exit status, last of all.
+        wait_for(lambda: (jd / "exit_status").exists(), 60, 0.2, "vruntask to exit")
         assert len(saved) == 1 and saved[0]["epoch"] == ready["epoch"] and saved[0]["viewer_uuid"] == VIEWER_UUID
         assert saved[0]["platform"] == str(guest.platform_image)
         path = Path(saved[0]["path"])

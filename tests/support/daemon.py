@@ -66,9 +66,10 @@ class Daemon:
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.root / "state"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
         am = {"port": self.port, "state_dir": str(self.state_dir), "resync_interval": 0.5}
         am.update(agentmonitor or {})
+        self.url = f"{'https' if am.get('tls_cert') else 'http'}://127.0.0.1:{self.port}/"
+        self.cafile = am.get("tls_ca") or None
         tables: dict[str, dict[str, Any]] = {"agentmonitor": am,
                                              "scheduler": {"stop_grace": 3, **(scheduler or {})}}
         for name, table in (viewers or {"CodeDX": {}}).items():
@@ -106,7 +107,7 @@ class Daemon:
     def rpc(self, timeout: float = 30.0) -> Any:
         from swampd.clients.rpc import connect
 
-        return connect(self.url, timeout=timeout)
+        return connect(self.url, cafile=self.cafile, timeout=timeout)
 
     @property
     def api(self) -> Any:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -93,6 +94,23 @@ def read_token(token_file: str) -> str | None:
     if len(token) < 16:
         raise StartupError(f"token_file {token_file}: the token must be at least 16 characters")
     return token
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server's TLS context; the key must be private to the daemon's user."""
+    try:
+        mode = os.stat(key).st_mode
+    except OSError as exc:
+        raise StartupError(f"tls_key {key}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise StartupError(f"tls_key {key}: must not be readable by group or others (chmod 600)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"tls_cert {cert} / tls_key {key}: cannot be used: {exc}") from None
+    return context
 
 
 def make_scheduler(config: Config, jobs_root: Path, store: Store | None = None) -> Scheduler:
@@ -184,8 +202,13 @@ class Daemon:
                 self.server = AgentMonitorServer((am.host, am.port), dispatcher, am.max_request_bytes, token)
             except OSError as exc:
                 raise StartupError(f"cannot listen on {am.host}:{am.port}: {exc.strerror}") from None
-            self.url = daemon_url(am.host, self.port)
-            self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url)
+            if am.tls_cert:
+                # The handshake happens in each connection's own thread (see
+                # RequestHandler.setup), so a stalled client cannot hold up accept().
+                self.server.socket = tls_context(am.tls_cert, am.tls_key).wrap_socket(
+                    self.server.socket, server_side=True, do_handshake_on_connect=False)
+            self.url = am.url or daemon_url(am.host, self.port, tls=bool(am.tls_cert))
+            self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url, am.tls_ca)
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
             register_database_effects(self.reconciler, self.service, self.store, config, self.state_dir)

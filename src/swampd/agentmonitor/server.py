@@ -15,6 +15,7 @@ import http.server
 import logging
 import socketserver
 import sqlite3
+import ssl
 import threading
 import xmlrpc.client
 from typing import Any, Callable
@@ -161,6 +162,12 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
     wbufsize = 64 * 1024
     disable_nagle_algorithm = True
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
+
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         if self.path not in self.rpc_paths:
             self._plain(404, "not found: XML-RPC lives at / and /RPC2\n")
@@ -227,6 +234,10 @@ class AgentMonitorServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed (a bad TLS handshake, a reset): log it, keep serving."""
+        log.debug("connection from %s failed", client_address, exc_info=True)
 
     def __init__(self, address: tuple[str, int], dispatcher: Dispatcher,
                  max_request_bytes: int, token: str | None) -> None:

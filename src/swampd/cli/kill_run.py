@@ -72,8 +72,9 @@ def _main(argv: list[str] | None) -> int:
     if UUID_RE.fullmatch(uuid) is None:
         say(f"ERROR: --execution_record_uuid {uuid[:40]!r} is not a uuid")
         return EXIT_USAGE
-    url, token = resolve(args.url, client_config(args.config))
-    api = connect(url, token, timeout=30.0).agentMonitor
+    target = resolve(args.url, client_config(args.config))
+    url = target.url
+    api = connect(*target, timeout=30.0).agentMonitor
     try:
         chosen = targets(uuid, api.listViewers())
         running = [v for v in chosen if v["state"] in RUNNING_STATES]

@@ -118,8 +118,9 @@ def _main(argv: list[str] | None = None) -> int:
     if problem:
         say(f"ERROR: {problem}")
         return EXIT_USAGE
-    url, token = resolve(args.url, client_config(args.config))
-    proxy = connect(url, token, timeout=30.0)
+    target = resolve(args.url, client_config(args.config))
+    url = target.url
+    proxy = connect(*target, timeout=30.0)
     try:
         reply = proxy.agentMonitor.launchViewer(launch_struct(args))
         if args.wait is None:

@@ -67,10 +67,11 @@ def _domainmonitor(args: argparse.Namespace) -> int:
         print(f"swampd: domainmonitor needs libvirt-python (pip install 'swampd[vm]'): {exc}", file=sys.stderr)
         return EXIT_USAGE
     # No --url: each domain's own AgentMonitor URL (from its metadata) is asked.
-    _, token = client_settings(args.config)
+    settings = client_settings(args.config)
+    token, cafile = (settings.token, settings.cafile) if settings else (None, None)
     url = args.url or os.environ.get("SWAMPD_URL") or None
     state_file = Path(args.state_file) if args.state_file else default_state_dir() / "domainmonitor.json"
-    monitor = DomainMonitor(args.uri, args.grace, url, token, state_file)
+    monitor = DomainMonitor(args.uri, args.grace, url, token, state_file, cafile=cafile)
     if args.once:
         for decision in monitor.pass_once():
             print(f"{decision.name} {decision.action.value} {decision.reason}".rstrip())
@@ -116,8 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> int:
     from swampd.clients.rpc import connect, resolve
 
-    url, token = resolve(args.url, args.config)
-    api = connect(url, token).agentMonitor
+    target = resolve(args.url, args.config)
+    url = target.url
+    api = connect(*target).agentMonitor
     try:
         if args.command == "viewers":
             _print_table(api.listViewers())

@@ -133,3 +133,11 @@ def one_line(value: str) -> str | None:
 
 def probe_path(value: str) -> str | None:
     return None if value.startswith("/") else "must start with '/'"
+
+
+def daemon_url_value(value: str) -> str | None:
+    if value == "":
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?", value):
+        return "must be http(s)://host[:port]/"
+    return None

@@ -39,6 +39,14 @@ class AgentMonitorConfig:
     resync_interval: float = 5.0
     #: Worker threads that reconcile keys (one key is never worked by two).
     workers: int = 4
+    #: The URL execute nodes and clients use; derived from host and port when empty.
+    #: Needed when binding a wildcard address, which remote nodes cannot dial.
+    url: str = ""
+    #: PEM certificate chain and private key (0600): with them the daemon speaks HTTPS only.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: CA bundle clients and execute nodes verify the daemon with ("" = the system's).
+    tls_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,8 @@ class Config:
     @property
     def url(self) -> str:
         """The URL clients use to reach this daemon."""
-        return daemon_url(self.agentmonitor.host, self.agentmonitor.port)
+        am = self.agentmonitor
+        return am.url or daemon_url(am.host, am.port, tls=bool(am.tls_cert))
 
 
 def default_state_dir() -> Path:
@@ -211,13 +220,13 @@ def default_state_dir() -> Path:
     return Path(base) / "swampd"
 
 
-def daemon_url(host: str, port: int) -> str:
+def daemon_url(host: str, port: int, tls: bool = False) -> str:
     """The client URL for a bind address (a wildcard bind is reached on loopback)."""
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/"
+    return f"{'https' if tls else 'http'}://{host}:{port}/"
 
 
 def is_loopback(host: str) -> bool:

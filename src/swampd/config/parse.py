@@ -52,6 +52,10 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             "port": (int, checks.port),
             "state_dir": (str, checks.nonempty),
             "token_file": (str, None),
+            "url": (str, checks.daemon_url_value),
+            "tls_cert": (str, checks.absolute_or_empty),
+            "tls_key": (str, checks.absolute_or_empty),
+            "tls_ca": (str, checks.absolute_or_empty),
             "max_request_bytes": (int, checks.positive),
             "resync_interval": ((int, float), checks.positive),
             "workers": (int, checks.positive),
@@ -59,6 +63,10 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     )
     if isinstance(agentmonitor.state_dir, str):
         agentmonitor = replace(agentmonitor, state_dir=Path(os.path.expanduser(agentmonitor.state_dir)))
+    if bool(agentmonitor.tls_cert) != bool(agentmonitor.tls_key):
+        raise ConfigError(f"{source}: agentmonitor.tls_key: tls_cert and tls_key go together")
+    if agentmonitor.tls_cert and agentmonitor.url.startswith("http:"):
+        raise ConfigError(f"{source}: agentmonitor.url: must be https:// when tls_cert is set")
     if not is_loopback(agentmonitor.host) and not agentmonitor.token_file:
         raise ConfigError(
             f"{source}: agentmonitor.token_file: required when host is not loopback "

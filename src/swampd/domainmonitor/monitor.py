@@ -31,11 +31,14 @@ REPORT_SECONDS = 30.0
 
 class DomainMonitor:
     def __init__(self, uri: str, grace: float, url: str | None = None, token: str | None = None,
-                 state_file: Path | None = None, opener: Callable[[str], Any] = libvirt.open) -> None:
+                 state_file: Path | None = None, opener: Callable[[str], Any] = libvirt.open,
+                 cafile: str | None = None) -> None:
+        """``cafile``: the CA bundle an https AgentMonitor is verified with (else the system's)."""
         self.uri = uri
         self.grace = grace
         self.url = url
         self.token = token
+        self.cafile = cafile
         self.state_file = Path(state_file) if state_file else None
         self._opener = opener
         self._conn: Any = None
@@ -95,7 +98,7 @@ class DomainMonitor:
         if not (url and projectid and viewer):
             return None
         try:
-            return dict(connect(url, self.token, timeout=10.0).agentMonitor.getViewer(projectid, viewer))
+            return dict(connect(url, self.token, self.cafile, timeout=10.0).agentMonitor.getViewer(projectid, viewer))
         except xmlrpc.client.Fault as fault:
             log.warning("AgentMonitor refused getViewer(%s, %s): %s", projectid, viewer, fault.faultString)
         except (OSError, xmlrpc.client.ProtocolError) as exc:
@@ -117,7 +120,8 @@ class DomainMonitor:
             log.warning("%s reaped; no report token or URL to tell the AgentMonitor (the scheduler will)",
                         domain.name)
             return
-        reporter = Reporter(url, meta.get("execrunid", ""), int(meta.get("epoch", "0") or 0), token)
+        reporter = Reporter(url, meta.get("execrunid", ""), int(meta.get("epoch", "0") or 0), token,
+                            cafile=self.cafile)
         give_up_at = time.monotonic() + REPORT_SECONDS
         try:
             reporter.send(lambda: time.monotonic() > give_up_at, state=int(ViewerState.ERROR),

@@ -23,7 +23,8 @@ def bog_file_name(execrunid: str) -> str:
     return f"{execrunid}.bog"
 
 
-def build_viewer_bog(record: ViewerRecord, viewer: ViewerConfig, agentmonitor_url: str) -> dict[str, str]:
+def build_viewer_bog(record: ViewerRecord, viewer: ViewerConfig, agentmonitor_url: str,
+                     agentmonitor_ca: str = "") -> dict[str, str]:
     """The viewer BOG: SWAMP's keys (lifecycle §4.5) plus what swampd's vruntask needs."""
     platform_type = "DC" if viewer.platform == "docker" else "VM"
     return {
@@ -43,6 +44,7 @@ def build_viewer_bog(record: ViewerRecord, viewer: ViewerConfig, agentmonitor_ur
         "vmhostname": "vswamp",
         # swampd's keys
         "swampd_agentmonitor_url": agentmonitor_url,
+        "swampd_agentmonitor_ca": agentmonitor_ca,
         "swampd_epoch": str(record.epoch),
         "swampd_launch_id": record.launch_id,
         "swampd_platform": viewer.platform,
@@ -83,10 +85,13 @@ def job_attributes(record: ViewerRecord) -> dict[str, str]:
 class LaunchPad:
     """Prepares job directories and hands jobs to the scheduler."""
 
-    def __init__(self, scheduler: Scheduler, jobs_root: Path, agentmonitor_url: str) -> None:
+    def __init__(self, scheduler: Scheduler, jobs_root: Path, agentmonitor_url: str,
+                 agentmonitor_ca: str = "") -> None:
+        """``agentmonitor_ca``: the CA bundle execute nodes verify an https daemon with."""
         self.scheduler = scheduler
         self.jobs_root = Path(jobs_root)
         self.agentmonitor_url = agentmonitor_url
+        self.agentmonitor_ca = agentmonitor_ca
 
     def job_dir(self, launch_id: str) -> Path:
         return self.jobs_root / launch_id
@@ -95,7 +100,7 @@ class LaunchPad:
         """Write the BOG and token (0600) and submit; adopts an existing job."""
         job_dir = self.job_dir(record.launch_id)
         job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        bog = build_viewer_bog(record, viewer, self.agentmonitor_url)
+        bog = build_viewer_bog(record, viewer, self.agentmonitor_url, self.agentmonitor_ca)
         if not bog.get("swampd_viewer_store"):  # single host: saved databases live beside the state
             bog["swampd_viewer_store"] = str(self.jobs_root.parent / "SCAProjects")
         write_private(job_dir / bog_file_name(record.execrunid), format_bog(bog))

@@ -101,7 +101,7 @@ def deliver(bog: dict[str, str], token: str, result: FinishResult, give_up: Call
     delay = 0.2
     while True:
         try:
-            connect(bog["swampd_agentmonitor_url"], timeout=10.0).agentMonitor.viewerSnapshot(body)
+            connect(bog["swampd_agentmonitor_url"], cafile=bog.get("swampd_agentmonitor_ca") or None, timeout=10.0).agentMonitor.viewerSnapshot(body)
             return True
         except xmlrpc.client.Fault as fault:
             if fault.faultCode in FENCED_CODES:

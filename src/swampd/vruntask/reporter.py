@@ -23,12 +23,20 @@ class Fenced(Exception):
 
 
 class Reporter:
-    def __init__(self, url: str, execrunid: str, epoch: int, token: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, execrunid: str, epoch: int, token: str, timeout: float = 10.0,
+                 cafile: str | None = None) -> None:
         self.url = url
+        self.cafile = cafile
         self.execrunid = execrunid
         self.epoch = epoch
         self._token = token
         self._timeout = timeout
+
+    @classmethod
+    def for_job(cls, bog: dict[str, str], token: str) -> "Reporter":
+        """The reporter of the launch a BOG describes."""
+        return cls(bog["swampd_agentmonitor_url"], bog["execrunid"], int(bog["swampd_epoch"]), token,
+                   cafile=bog.get("swampd_agentmonitor_ca") or None)
 
     def send(self, give_up: Callable[[], bool] = lambda: False, **fields: Any) -> bool:
         """Deliver one report; True once delivered, False if ``give_up()`` said to stop trying."""
@@ -37,7 +45,7 @@ class Reporter:
         delay = 0.2
         while True:
             try:
-                connect(self.url, timeout=self._timeout).agentMonitor.viewerStatus(body)
+                connect(self.url, cafile=self.cafile, timeout=self._timeout).agentMonitor.viewerStatus(body)
                 return True
             except xmlrpc.client.Fault as fault:
                 if fault.faultCode in FENCED_CODES:

@@ -56,7 +56,7 @@ def load_job(job_dir: Path, bog_name: str, token_name: str) -> tuple[dict[str, s
 def monitor_only(job_dir: Path, bog_name: str, token_name: str) -> int:
     """Follow a guest's events until VIEWERDOWN or SIGTERM (the HTCondor pre-command's monitor)."""
     bog, token = load_job(job_dir, bog_name, token_name)
-    reporter = Reporter(bog["swampd_agentmonitor_url"], bog["execrunid"], int(bog["swampd_epoch"]), token)
+    reporter = Reporter.for_job(bog, token)
     monitor = Monitor(job_dir / "out", reporter)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -81,7 +81,7 @@ def run(job_dir: Path, bog_name: str, token_name: str, stop_grace: float = 10.0)
         sandbox = prepare(job_dir, bog)
     except PrepareError as exc:
         sandbox, prepare_problem = Sandbox(job_dir, bog), str(exc)
-    reporter = Reporter(bog["swampd_agentmonitor_url"], bog["execrunid"], int(bog["swampd_epoch"]), token)
+    reporter = Reporter.for_job(bog, token)
     monitor = Monitor(sandbox.out_dir, reporter)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -28,7 +28,7 @@ def _report(reporter: Reporter, state: ViewerState, status: str) -> bool:
 
 def prepare_step(job_dir: Path, bog_name: str, token_name: str) -> int:
     bog, token = load_job(job_dir, bog_name, token_name)
-    reporter = Reporter(bog["swampd_agentmonitor_url"], bog["execrunid"], int(bog["swampd_epoch"]), token)
+    reporter = Reporter.for_job(bog, token)
     try:
         try:
             prepare(job_dir, bog)

@@ -201,7 +201,7 @@ def run_vm(job_dir: Path, bog: dict[str, str], token: str, token_file: str) -> i
     job_dir = Path(job_dir)
     (job_dir / "out").mkdir(parents=True, exist_ok=True)
     timings = Timings(job_dir / "out" / TIMINGS_FILE)
-    reporter = Reporter(bog["swampd_agentmonitor_url"], bog["execrunid"], int(bog["swampd_epoch"]), token)
+    reporter = Reporter.for_job(bog, token)
     monitor = Monitor(job_dir / "out", reporter, poll=0.1)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
