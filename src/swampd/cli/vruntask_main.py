@@ -6,8 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
-from swampd.launchpad.bog import BogError
-from swampd.launchpad.schedulers.local import write_exit_status
+from swampd.bog import BogError
+from swampd.jobdir import write_exit_status
 from swampd.vruntask.run import EXIT_BAD_JOB, JobError, monitor_only, run
 
 

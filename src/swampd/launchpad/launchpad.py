@@ -12,15 +12,10 @@ import sys
 from pathlib import Path
 
 from swampd.config import ViewerConfig
-from swampd.launchpad.bog import format_bog, write_private
+from swampd.bog import format_bog, write_private
+from swampd.jobdir import TOKEN_FILE, bog_file_name
 from swampd.launchpad.jobs import JobSpec, Scheduler
 from swampd.store.records import ViewerRecord
-
-TOKEN_FILE = "token"
-
-
-def bog_file_name(execrunid: str) -> str:
-    return f"{execrunid}.bog"
 
 
 def build_viewer_bog(record: ViewerRecord, viewer: ViewerConfig, agentmonitor_url: str,

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from swampd.identifiers import is_identifier
-from swampd.launchpad.bog import format_bog, write_private
+from swampd.bog import format_bog, write_private
 from swampd.vruntask import disks
 from swampd.vruntask.sandbox import Sandbox, render_run_params
 from swampd.vruntask.viewerdb import SnapshotError, restore_snapshot

@@ -14,8 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from swampd.launchpad.bog import read_bog
-from swampd.launchpad.schedulers.local import LOCK_FD_ENV, write_exit_status
+from swampd.bog import read_bog
+from swampd.jobdir import LOCK_FD_ENV, write_exit_status
 from swampd.states import ViewerState
 from swampd.vruntask.finish import finish
 from swampd.vruntask.monitor import Monitor

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from swampd.launchpad.bog import write_private
+from swampd.bog import write_private
 from swampd.vruntask.events import EVENTS_FILE, IP_FILE
 
 RUN_PARAMS = "run-params.sh"

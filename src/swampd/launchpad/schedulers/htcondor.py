@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from swampd.config import HTCondorConfig, ViewerConfig
-from swampd.launchpad.bog import BogError, read_bog
+from swampd.bog import BogError, read_bog
 from swampd.launchpad.jobs import (
     JobObservation,
     JobSpec,
     SchedulerError,
     SchedulerUnavailable,
 )
-from swampd.launchpad.launchpad import TOKEN_FILE, bog_file_name
+from swampd.jobdir import TOKEN_FILE, bog_file_name
 from swampd.launchpad.schedulers.condor_connect import LazySchedd, make_collector, make_schedd
 from swampd.launchpad.schedulers.condor_queries import (
     ALL_JOBS,

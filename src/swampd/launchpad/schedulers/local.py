@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from swampd.failpoints import failpoint
+from swampd.jobdir import EXIT_FILE, LOCK_FD_ENV, LOCK_FILE, LOG_FILE, REMOVED_FILE, SPAWNED_FILE, read_exit_status
 from swampd.launchpad.jobs import (
     JobObservation,
     JobSpec,
@@ -34,12 +35,6 @@ from swampd.launchpad.jobs import (
 
 log = logging.getLogger(__name__)
 
-LOCK_FD_ENV = "SWAMPD_JOB_LOCK_FD"
-LOCK_FILE = "job.lock"
-SPAWNED_FILE = "spawned"
-EXIT_FILE = "exit_status"
-REMOVED_FILE = "removed"
-LOG_FILE = "vruntask.log"
 
 
 class LocalScheduler:
@@ -123,7 +118,7 @@ class LocalScheduler:
             return None
         if (job_dir / REMOVED_FILE).exists():
             return JobObservation(launch_id, JobStatus.REMOVED, reason="removed by swampd")
-        exit_code = _read_exit(job_dir)
+        exit_code = read_exit_status(job_dir)
         if exit_code is None:
             return JobObservation(launch_id, JobStatus.COMPLETED, None, "job ended without an exit status (killed?)")
         return JobObservation(launch_id, JobStatus.COMPLETED, exit_code, f"job exited with status {exit_code}")
@@ -203,17 +198,3 @@ def _read_pgid(job_dir: Path) -> int | None:
         return int(json.loads((job_dir / SPAWNED_FILE).read_text(encoding="utf-8"))["pgid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _read_exit(job_dir: Path) -> int | None:
-    try:
-        return int((job_dir / EXIT_FILE).read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-
-
-def write_exit_status(job_dir: Path, code: int) -> None:
-    """Called by the job itself as its last act, so an observer can tell success from a kill."""
-    tmp = job_dir / (EXIT_FILE + ".tmp")
-    tmp.write_text(f"{code}\n", encoding="utf-8")
-    os.replace(tmp, job_dir / EXIT_FILE)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import libvirt
 
-from swampd.launchpad.schedulers.local import write_exit_status
+from swampd.jobdir import write_exit_status
 from swampd.states import ViewerState
 from swampd.vruntask import disks
 from swampd.vruntask.domain_xml import DomainSpec, build_domain_xml, domain_name, metadata_of
