@@ -33,7 +33,8 @@ import htcondor2  # noqa: E402
 from htcondor_world import World  # noqa: E402
 
 from swampd.launchpad.schedulers.htcondor import PROJECTION, launch_constraint  # noqa: E402
-from swampd.launchpad.submit_description import ViewerJob, build_submit  # noqa: E402
+from swampd.launchpad.submit_description import build_submit  # noqa: E402
+from swampd.launchpad.viewer_job import viewer_job  # noqa: E402
 from swampd.states import ViewerState  # noqa: E402
 from swampd.store import ViewerRecord  # noqa: E402
 
@@ -45,13 +46,12 @@ def populate(world: World, n: int) -> None:
     for i in range(n):
         project = f"p{i:05d}"
         launch_id = f"{i:032x}"
-        record = ViewerRecord(project, "CodeDX", f"vrun_{project}_CodeDX", epoch=1, launch_id=launch_id,
+        record = ViewerRecord(projectid=project, viewer="CodeDX", epoch=1, launch_id=launch_id,
                               token="t", apikey="k", url_uuid=f"proxy-{i}", state=int(ViewerState.READY),
                               status="Viewer is up", desired="running", userid=f"u{i}", viewer_uuid=f"vi{i}",
                               vmip="10.0.0.1", launched_at=now, ready_at=now, last_request_at=now,
                               submitted_at=now - 10)
-        job = ViewerJob(record.execrunid, launch_id, 1, project, record.userid, record.viewer_uuid, "CodeDX",
-                        "vanilla", f"/srv/swampd/jobs/{launch_id}", f"{record.execrunid}.bog", "token")
+        job = viewer_job(record, world.viewers["CodeDXLibvirt"], Path("/srv/swampd/jobs"))
         result = world.schedd.submit(htcondor2.Submit(build_submit(job, world.condor)), count=1)
         record.job_ref = f"{result.cluster()}.0"
         world.schedd.start(record.job_ref)
@@ -60,7 +60,7 @@ def populate(world: World, n: int) -> None:
         records.append(record)
     with world.store.transaction() as tx:
         for record in records:
-            tx.put_viewer(record)
+            tx.put_run(record)
 
 
 def measure(n: int, rounds: int = 3) -> dict[str, float]:
@@ -92,10 +92,10 @@ def measure(n: int, rounds: int = 3) -> dict[str, float]:
         world.reconciler.resync()
         keys = 0
         while len(world.reconciler.queue):
-            key = world.reconciler.queue.get()
-            assert key is not None
-            world.reconciler.process(key)
-            world.reconciler.queue.done(key)
+            run_id = world.reconciler.queue.get()
+            assert run_id is not None
+            world.reconciler.process(run_id)
+            world.reconciler.queue.done(run_id)
             keys += 1
         full_pass = time.perf_counter() - pass_start
         baseline_s, baseline_queries = float("nan"), n

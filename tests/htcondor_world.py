@@ -16,7 +16,7 @@ from typing import Any
 from condor_double import CollectorDouble, ScheddDouble
 
 from swampd.agentmonitor.ads import AdPublisher
-from swampd.agentmonitor.daemon import tracked_jobs
+from swampd.agentmonitor.daemon import register_database_effects, tracked_jobs
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.service import LaunchRequest, ViewerService
 from swampd.config import AgentMonitorConfig, Config, HTCondorConfig, SchedulerConfig, ViewerConfig
@@ -59,19 +59,21 @@ class World:
             AgentMonitorConfig(state_dir=root), SchedulerConfig(kind="htcondor", stop_grace=10.0),
             self.viewers, htcondor=self.condor,
         )
-        self.store = Store(root / "registry.sqlite3", change_effects=("advertise",) if advertise else ())
+        self.store = Store(root / "registry.sqlite3", change_effects={"vrun": ("advertise",)} if advertise else {},
+                           clock=self.clock)
         self.schedd = ScheddDouble(clock=self.clock)
         self.collector = CollectorDouble(clock=self.clock)
         self.publisher = AdPublisher(self.store, self.collector, self.condor, clock=self.clock)
         self._build()
 
     def _build(self) -> None:
-        self.scheduler = HTCondorScheduler(self.schedd, self.condor, self.viewers, self.root / "jobs",
+        self.scheduler = HTCondorScheduler(self.schedd, self.condor, self.root / "jobs",
                                            tracked=lambda: tracked_jobs(self.store), clock=self.clock)
         self.launchpad = LaunchPad(self.scheduler, self.root / "jobs", "http://submit.example.org:8084/")
         self.reconciler = Reconciler(self.store, self.launchpad, self.config, clock=self.clock)
         self.reconciler.register_handler("advertise", self.publisher.handle)
         self.service = ViewerService(self.store, self.reconciler, self.config)
+        register_database_effects(self.reconciler, self.service, self.store, self.config, self.root)
 
     def restart(self) -> None:
         """A new daemon on the same registry and pool (nothing kept in memory)."""
@@ -83,11 +85,28 @@ class World:
         return self.service.launch(LaunchRequest(projectid, viewer, userid=userid, viewer_uuid=viewer_uuid))
 
     def settle(self, projectid: str = "p1", viewer: str = "CodeDX") -> ViewerRecord:
-        """One resync, then the key's due side effects and lifecycle steps."""
+        """One resync, then the key's due side effects and lifecycle steps.
+
+        Slow effects (a database restore check, ads) run on their worker
+        pools; settling waits for them as the daemon's threads would."""
         self.reconciler.resync()
         self.clock.advance(1.0)  # what happens next happens after that observation
-        self.reconciler.process((projectid, viewer))
+        run_id = self.record(projectid, viewer).id
+        for _ in range(20):
+            self.reconciler.process(run_id)
+            if not self.wait_slow_effects():
+                break
         return self.record(projectid, viewer)
+
+    def wait_slow_effects(self, timeout: float = 10.0) -> bool:
+        """Wait until no slow effect runs; True if any ran."""
+        deadline = time.monotonic() + timeout
+        ran = False
+        while self.reconciler.effects.busy():
+            ran = True
+            assert time.monotonic() < deadline, "slow effects did not finish"
+            time.sleep(0.005)
+        return ran
 
     def record(self, projectid: str = "p1", viewer: str = "CodeDX") -> ViewerRecord:
         record = self.store.get_viewer(projectid, viewer)

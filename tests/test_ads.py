@@ -11,7 +11,7 @@ import pytest
 from htcondor_world import World
 
 from swampd.agentmonitor.ads import ad_vmhostname, ad_vmip, to_classad, viewer_ad
-from swampd.agentmonitor.daemon import change_effects
+from swampd.agentmonitor.daemon import enabled_effects as change_effects
 from swampd.config import AgentMonitorConfig, Config, HTCondorConfig, SchedulerConfig, ViewerConfig
 from swampd.states import ViewerState
 from swampd.store import ViewerRecord
@@ -32,7 +32,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def record(**changes: object) -> ViewerRecord:
-    base = ViewerRecord("p1", "CodeDX", "vrun_p1_CodeDX", epoch=2, launch_id="a" * 32, token="secret-token",
+    base = ViewerRecord(projectid="p1", viewer="CodeDX", epoch=2, launch_id="a" * 32, token="secret-token",
                         apikey="11111111-2222-3333-4444-555555555555", url_uuid="proxy-abc",
                         state=int(ViewerState.READY), status="Viewer is up", userid="u1", viewer_uuid="vi-1",
                         vmip="10.0.0.7", job_ref="12.0")

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from swampd.launchpad.bog import BogError, format_bog, parse_bog, read_bog, write_private
+from swampd.bog import BogError, format_bog, parse_bog, read_bog, write_private
 
 
 def test_round_trip_in_sorted_order_without_empty_values():

@@ -34,7 +34,9 @@ def received(record: Path, event: str) -> list[dict[str, Any]]:
 
 
 def uploads(daemon: Any, project: str) -> list[dict[str, Any]]:
-    return Store(daemon.state_dir / "registry.sqlite3").uploads(project, "CodeDX")
+    store = Store(daemon.state_dir / "registry.sqlite3")
+    record = store.get_viewer(project, "CodeDX")
+    return store.uploads(record.id) if record is not None else []
 
 
 def result_files(tmp_path: Path, name: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from swampd.lifecycle import Deadlines, Facts, JobView, next_step
+from swampd.lifecycle.viewer import Deadlines, Facts, JobView, next_step
 from swampd.states import ViewerState
 
 DEADLINES = Deadlines(ready_timeout=600, idle_timeout=3600, max_lifetime=28800, stop_timeout=60)

@@ -47,7 +47,7 @@ def test_submit_adopt_observe_remove_on_a_real_pool(tmp_path: Path) -> None:
     scheduler = HTCondorScheduler(LazySchedd(condor), condor, {"CodeDX": viewer}, jobs_root)
     launchpad = LaunchPad(scheduler, jobs_root, "http://127.0.0.1:8084/")
     project = f"itest-{uuid.uuid4().hex[:8]}"
-    record = ViewerRecord(project, "CodeDX", f"vrun_{project}_CodeDX", epoch=1, launch_id=uuid.uuid4().hex,
+    record = ViewerRecord(projectid=project, viewer="CodeDX", epoch=1, launch_id=uuid.uuid4().hex,
                           token="t" * 40, apikey=str(uuid.uuid4()), url_uuid=f"proxy-{uuid.uuid4()}",
                           state=int(ViewerState.LAUNCHING), userid="itest-user", viewer_uuid="vi-itest")
     ref = launchpad.submit(record, viewer)

@@ -14,7 +14,7 @@ from htcondor_world import World
 
 from swampd.agentmonitor import reconciler as reconciler_module
 from swampd.config import HTCondorConfig
-from swampd.launchpad.jobs import JobSpec, SchedulerError, SchedulerUnavailable
+from swampd.launchpad.jobs import JobDescription, SchedulerError, SchedulerUnavailable
 from swampd.launchpad.schedulers.htcondor import (
     ALL_JOBS,
     HTCondorScheduler,
@@ -106,13 +106,13 @@ def test_a_job_that_ended_before_the_restart_is_adopted_from_history_not_resubmi
 def test_a_second_job_of_the_same_launch_is_removed_on_adoption(world: World) -> None:
     world.launch()
     record = world.record()
-    world.launchpad.submit(record, world.viewers["CodeDX"])
+    world.launchpad.submit(record, world.config)
     spec_job = world.schedd.ad("1.0")
     # the same launch submitted twice by something outside this process
     world.schedd.submit(htcondor2.Submit({"executable": "x", "MY.SwampdKey": f'"{record.execrunid}"',
                                           "MY.SwampdLaunchId": f'"{record.launch_id}"', "MY.SwampdEpoch": "1"}),
                         count=1)
-    assert world.launchpad.submit(record, world.viewers["CodeDX"]) == "1.0"
+    assert world.launchpad.submit(record, world.config) == "1.0"
     assert [job_ad["ClusterId"] for job_ad in world.swampd_jobs()] == [spec_job["ClusterId"]]
 
 
@@ -125,7 +125,7 @@ def test_a_job_of_an_earlier_launch_of_the_key_is_removed_before_the_new_submit(
         record = tx.get_viewer("p1", "CodeDX")
         assert record is not None
         record.state = int(ViewerState.ERROR)
-        tx.put_viewer(record)
+        tx.put_run(record)
     world.launch()
     record = world.settle()
     assert record.epoch == 2 and record.job_ref == "2.0"
@@ -140,7 +140,7 @@ def test_observation_is_one_bulk_query_with_a_projection(world: World) -> None:
     queries, history = world.schedd.calls["query"], world.schedd.calls["history"]
     world.reconciler.resync()
     assert world.schedd.calls["query"] == queries + 1 and world.schedd.calls["history"] == history
-    assert len(world.reconciler.world.jobs) == 5
+    assert world.reconciler.world.size() == 5
 
 
 def test_jobs_that_left_the_queue_are_found_with_one_history_call(world: World) -> None:
@@ -154,7 +154,7 @@ def test_jobs_that_left_the_queue_are_found_with_one_history_call(world: World) 
     world.reconciler.resync()
     assert world.schedd.calls["history"] == history + 1  # remembered, not asked again
     for n in range(3):
-        world.reconciler.process((f"p{n}", "CodeDX"))
+        world.reconciler.process(world.record(f"p{n}").id)
         assert world.record(f"p{n}").viewer_state is ViewerState.ERROR
 
 
@@ -293,14 +293,41 @@ def test_a_job_that_does_not_leave_is_forced_out_after_the_grace(tmp_path: Path)
     ref = ready(world)
     world.service.stop("p1", "CodeDX")
     world.settle()
-    world.clock.advance(70)  # past the reconciler's stop deadline (stop_grace * 3 + 30)
+    world.clock.advance(90)  # within remove_grace: still leaving, still TERMINATING, not asked again
     record = world.settle()
-    assert record.viewer_state is ViewerState.TERMINATE_FAILED and world.swampd_jobs()
-    world.clock.advance(60)  # past remove_grace since the job entered the X state
+    assert record.viewer_state is ViewerState.TERMINATING and world.swampd_jobs()
+    assert [a[:2] for a in world.schedd.actions] == [("Remove", ref)]
+    world.clock.advance(20)  # past remove_grace since the job entered the X state
     world.settle()
     record = world.settle()
     assert world.swampd_jobs() == [] and record.viewer_state is ViewerState.TERMINATED
     assert [a[:2] for a in world.schedd.actions] == [("Remove", ref), ("RemoveX", ref)]
+
+
+def test_a_job_that_even_removex_does_not_take_out_ends_terminate_failed(tmp_path: Path) -> None:
+    world = World(tmp_path, condor=HTCondorConfig(timeout=5.0, remove_grace=100, job_max_vacate_time=100000))
+    ref = ready(world)
+    refused_removex = world.schedd.act
+
+    def act(action: object, job_spec: object, reason: object = None) -> object:
+        import htcondor2
+
+        if action == htcondor2.JobAction.RemoveX:  # a schedd that cannot get rid of it
+            world.schedd.actions.append(("RemoveX", str(job_spec), None))
+            import classad2
+
+            return classad2.ClassAd({"TotalSuccess": 1, "TotalError": 0, "TotalPermissionDenied": 0})
+        return refused_removex(action, job_spec, reason)
+
+    world.schedd.act = act  # type: ignore[method-assign]
+    world.service.stop("p1", "CodeDX")
+    world.settle()
+    world.clock.advance(101)
+    world.settle()
+    assert world.record().viewer_state is ViewerState.TERMINATING and world.swampd_jobs()
+    world.clock.advance(60)  # past remove_grace plus the stop margin
+    record = world.settle()
+    assert record.viewer_state is ViewerState.TERMINATE_FAILED and "still running" in record.status
 
 
 def test_remove_is_idempotent_and_passes_a_reason_the_bindings_keep(world: World) -> None:
@@ -335,18 +362,15 @@ def test_hostile_values_cannot_break_a_constraint(world: World) -> None:
 
 
 def test_hostile_identifiers_never_reach_the_schedd(world: World, tmp_path: Path) -> None:
-    from swampd.launchpad.bog import format_bog, write_private
-
     job_dir = tmp_path / "jobs" / ("a" * 32)
     job_dir.mkdir(parents=True)
     execrunid = "vrun_p1_CodeDX"
-    write_private(job_dir / f"{execrunid}.bog", format_bog({"viewer": "CodeDX"}))
-    spec = JobSpec("a" * 32, execrunid, job_dir, ("vruntask",), "vm", {
-        "SWAMP_vrun_execrunuid": execrunid, "SWAMP_userid": 'u"\nqueue 9', "SWAMP_projectid": "p1",
-        "SWAMP_viewerinstanceid": "vi", "SwampdKey": execrunid, "SwampdLaunchId": "a" * 32, "SwampdEpoch": "1",
-    })
+    job = JobDescription(kind="vrun", key=execrunid, launch_id="a" * 32, epoch=1, job_dir=job_dir,
+                         bog_file=f"{execrunid}.bog", token_file="token", platform="vm", universe="vm",
+                         attributes={"SWAMP_vrun_execrunuid": execrunid, "SWAMP_userid": 'u"\nqueue 9',
+                                     "SWAMP_projectid": "p1", "SWAMP_viewerinstanceid": "vi"})
     with pytest.raises(SchedulerError):
-        world.scheduler.submit(spec)
+        world.scheduler.submit(job)
     assert world.schedd.calls["submit"] == 0 and world.schedd.jobs == {}
 
 
@@ -373,7 +397,7 @@ def test_the_scheduler_runs_every_platform(world: World) -> None:
 
 def test_the_daemon_wires_the_htcondor_scheduler_and_ads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from condor_double import CollectorDouble, ScheddDouble
-    from support.daemon import free_port
+    from support.daemon import free_port, wait_for
 
     from swampd.agentmonitor import daemon as daemon_module
     from swampd.agentmonitor.service import LaunchRequest
@@ -389,9 +413,11 @@ def test_the_daemon_wires_the_htcondor_scheduler_and_ads(tmp_path: Path, monkeyp
                           "test")
     daemon = daemon_module.Daemon(config)
     try:
-        assert daemon.store.change_effects == ("advertise",) and daemon.ad_refresher is not None
-        daemon.service.launch(LaunchRequest("p1", "CodeDX", userid="u1", viewer_uuid="vi-1"))
-        daemon.reconciler.process(("p1", "CodeDX"))
+        assert daemon.store.change_effects == {"vrun": ("advertise",)} and daemon.ad_refresher is not None
+        launched = daemon.service.launch(LaunchRequest("p1", "CodeDX", userid="u1", viewer_uuid="vi-1"))
+        daemon.reconciler.process(daemon.store.get_viewer("p1", "CodeDX").id)
+        wait_for(lambda: not daemon.reconciler.effects.busy(), 10)
+        assert launched["launched"]
         assert len(schedd.jobs_of('SwampdKey == "vrun_p1_CodeDX"')) == 1
         assert collector.ads  # the launch's state change was published
     finally:  # never started, so not Daemon.close() (which waits for the serving loop)

@@ -12,9 +12,9 @@ import pytest
 from condor_double import ScheddDouble
 
 from swampd.config import ConfigError, HTCondorConfig, parse_config
+from swampd.launchpad.jobs import JobDescription
 from swampd.launchpad.submit_description import (
     SubmitDescriptionError,
-    ViewerJob,
     build_submit,
     check_description,
     classad_string,
@@ -23,14 +23,23 @@ from swampd.launchpad.submit_description import (
 LAUNCH_ID = "0123456789abcdef0123456789abcdef"
 
 
-def job(universe: str, **changes: object) -> ViewerJob:
-    base = ViewerJob(
-        execrunid="vrun_proj-1_CodeDX", launch_id=LAUNCH_ID, epoch=3, projectid="proj-1",
-        userid="user.1", viewer_uuid="vi-1", viewer="CodeDX", universe=universe,
-        job_dir="/var/lib/swampd/jobs/" + LAUNCH_ID, bog_file="vrun_proj-1_CodeDX.bog", token_file="token",
-        memory_mb=4096, cpus=3, image="swamp/codedx-viewer:3.5.5" if universe == "docker" else "",
-        max_lifetime=28800, ready_timeout=600,
+def job(universe: str, projectid: str = "proj-1", userid: str = "user.1", viewer_uuid: str = "vi-1",
+        execrunid: str = "vrun_proj-1_CodeDX", max_lifetime: float = 28800, ready_timeout: float = 600,
+        **changes: object) -> JobDescription:
+    """A viewer job as the viewer job builder makes it (``launchpad.viewer_job``)."""
+    from pathlib import Path
+
+    base = JobDescription(
+        kind="vrun", key=execrunid, launch_id=LAUNCH_ID, epoch=3, job_dir=Path("/var/lib/swampd/jobs/" + LAUNCH_ID),
+        bog_file="vrun_proj-1_CodeDX.bog", token_file="token", platform={"vanilla": "process"}.get(universe, universe),
+        universe=universe, memory_mb=4096, cpus=3,
+        image="swamp/codedx-viewer:3.5.5" if universe == "docker" else "",
+        attributes={"SWAMP_vrun_execrunuid": execrunid, "SWAMP_userid": userid, "SWAMP_projectid": projectid,
+                    "SWAMP_viewerinstanceid": viewer_uuid, "ViewerJob": True},
+        queue_timeout=ready_timeout, max_runtime=max_lifetime,
     )
+    if "job_dir" in changes:
+        changes["job_dir"] = Path(str(changes["job_dir"]))
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

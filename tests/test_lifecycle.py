@@ -1,6 +1,6 @@
 import pytest
 
-from swampd.lifecycle import Deadlines, Facts, JobView as J, next_step
+from swampd.lifecycle.viewer import Deadlines, Facts, JobView as J, next_step
 from swampd.states import ViewerState as S
 
 D = Deadlines(ready_timeout=100, idle_timeout=50, max_lifetime=1000, stop_timeout=30)

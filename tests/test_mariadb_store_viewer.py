@@ -18,7 +18,7 @@ from support.mariadb import (  # noqa: F401
     start_mariadb,
     stop_mariadb,
 )
-from swampd.launchpad.bog import read_bog
+from swampd.bog import read_bog
 
 #: What etc/mariadb/grants.sql gives the daemon's user (database name substituted).
 DAEMON_GRANTS = [

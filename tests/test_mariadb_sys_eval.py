@@ -59,7 +59,8 @@ def test_call_launch_viewer_launches_through_sys_eval(wired):
     assert (record["userid"], record["viewer_uuid"], record["epoch"]) == (USER, instance, 1)
     from swampd.store import Store
 
-    results = Store(daemon.state_dir / "registry.sqlite3").results(PROJECT, "CodeDX")
+    store = Store(daemon.state_dir / "registry.sqlite3")
+    results = store.results(store.get_viewer(PROJECT, "CodeDX").id)
     assert [(r["package"], r["files"], r["source_archive"]) for r in results] == [
         ("zlib 1.2.11", ["/swamp/SCAProjects/p/A-Results/r/out.xml"], "/swamp/store/pkg.tar.gz")]
 

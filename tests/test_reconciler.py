@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -57,17 +58,23 @@ def world(tmp_path: Path):
         scheduler.remove(launch_id, "test over")
 
 
+def run_id(store: Store, project: str = "p") -> int:
+    record = store.get_viewer(project, "CodeDX")
+    assert record is not None
+    return record.id
+
+
 def test_submit_is_retried_with_backoff_until_the_scheduler_answers(world):
     store, scheduler, reconciler, service = world
     scheduler.submit_failures = 2
     service.launch(LaunchRequest("p", "CodeDX"))
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     (item,) = store.pending_outbox()
-    assert item.kind == "submit" and item.attempts == 1 and "not answering" in item.last_error
+    assert item.effect == "submit" and item.attempts == 1 and "not answering" in item.last_error
     for _ in range(2):
         with store.transaction() as tx:
             tx.retry_later(item.id, item.last_error, 0)  # due now, instead of waiting out the backoff
-        reconciler.process(("p", "CodeDX"))
+        reconciler.process(run_id(store))
     assert store.pending_outbox() == []
     record = store.get_viewer("p", "CodeDX")
     assert record.job_ref == record.launch_id and record.state == 1
@@ -76,18 +83,18 @@ def test_submit_is_retried_with_backoff_until_the_scheduler_answers(world):
 def test_unknown_is_not_gone(world):
     store, scheduler, reconciler, service = world
     service.launch(LaunchRequest("p", "CodeDX"))
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     scheduler.down = True
     for _ in range(3):
         reconciler.resync()
-        reconciler.process(("p", "CodeDX"))
+        reconciler.process(run_id(store))
     record = store.get_viewer("p", "CodeDX")
     assert record.state == 1 and record.epoch == 1
     assert service.get("p", "CodeDX")["stale"] is True
     assert len(list((Path(store.path).parent / "jobs").iterdir())) == 1  # nothing resubmitted
     scheduler.down = False
     reconciler.resync()
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     seen = service.get("p", "CodeDX")
     assert seen["stale"] is False and seen["job"] == "running"
 
@@ -95,12 +102,12 @@ def test_unknown_is_not_gone(world):
 def test_job_that_vanishes_ends_the_launch_once_the_scheduler_says_so(world):
     store, scheduler, reconciler, service = world
     service.launch(LaunchRequest("p", "CodeDX"))
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     record = store.get_viewer("p", "CodeDX")
     scheduler.remove(record.launch_id, "killed behind swampd's back")
     time.sleep(0.01)
     reconciler.resync()
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     record = store.get_viewer("p", "CodeDX")
     assert record.state == -5 and "removed" in record.status
 
@@ -124,12 +131,13 @@ def test_a_failing_side_effect_holds_back_its_own_lane_only(world):
     with store.transaction() as tx:
         first = tx.enqueue(record, "advertise")
         tx.enqueue(record, "advertise")
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
+    wait_until(lambda: not reconciler.effects.busy(), 10)  # ads run on their own workers
     record = store.get_viewer("p", "CodeDX")
     assert record.job_ref == record.launch_id  # the launch went ahead
     assert calls == [first]  # the second ad waits behind the first, in order
     pending = store.pending_outbox()
-    assert [i.kind for i in pending] == ["advertise", "advertise"] and pending[0].attempts == 1
+    assert [i.effect for i in pending] == ["advertise", "advertise"] and pending[0].attempts == 1
 
 
 def test_rows_added_while_working_a_key_are_done_in_the_same_pass(world):
@@ -147,7 +155,7 @@ def test_rows_added_while_working_a_key_are_done_in_the_same_pass(world):
     service.launch(LaunchRequest("p", "CodeDX"))
     with store.transaction() as tx:
         tx.enqueue(store.get_viewer("p", "CodeDX"), "chain")
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     assert done == ["first", "second"]
 
 
@@ -160,7 +168,7 @@ def test_viewer_up_without_an_address_is_an_error_not_a_ready_nobody_can_reach(w
     assert service.report(Report(record.execrunid, record.epoch, record.token, event="VIEWERUP")) is True
     after = store.get_viewer("p", "CodeDX")
     assert after.state == -5 and "address" in after.status and after.url == ""
-    assert any(i.kind == "remove" for i in store.pending_outbox())
+    assert any(i.effect == "remove" for i in store.pending_outbox())
 
 
 def test_viewer_up_with_an_address_is_ready_with_its_url(world):
@@ -180,7 +188,7 @@ def test_a_ready_viewer_whose_job_is_killed_ends_in_error(world):
 
     store, scheduler, reconciler, service = world
     service.launch(LaunchRequest("p", "CodeDX"))
-    reconciler.process(("p", "CodeDX"))
+    reconciler.process(run_id(store))
     record = store.get_viewer("p", "CodeDX")
     service.report(Report(record.execrunid, 1, record.token, event="WROTEIPADDR", vmip="127.0.0.1:9"))
     service.report(Report(record.execrunid, 1, record.token, event="VIEWERUP"))
@@ -190,7 +198,47 @@ def test_a_ready_viewer_whose_job_is_killed_ends_in_error(world):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and store.get_viewer("p", "CodeDX").state == 2:
         reconciler.resync()
-        reconciler.process(("p", "CodeDX"))
+        reconciler.process(run_id(store))
         time.sleep(0.1)
     after = store.get_viewer("p", "CodeDX")
     assert after.state == -5 and "killed?" in after.status
+
+
+def test_side_effects_hanging_on_a_dead_service_never_hold_up_a_launch(world, tmp_path):
+    """Eight uploads stuck on an unresponsive Code Dx, and a launch that restores a database
+    (a slow effect too) still reaches its submit: slow effects run on pools of their own."""
+    import hashlib
+
+    store, scheduler, reconciler, service = world
+    hang = threading.Event()
+    started: list[int] = []
+    reconciler.register_handler("upload", lambda item: (started.append(item.id), hang.wait(60)))
+    for n in range(8):
+        service.launch(LaunchRequest(f"busy{n}", "CodeDX"))
+        with store.transaction() as tx:
+            tx.enqueue(store.get_viewer(f"busy{n}", "CodeDX"), "upload")
+    saved = tmp_path / "viewerdb.tar.gz"
+    saved.write_bytes(b"a saved viewer database")
+    from swampd.agentmonitor.daemon import register_database_effects
+
+    register_database_effects(reconciler, service, store, reconciler.config, tmp_path)
+    reconciler.register_handler("upload", lambda item: (started.append(item.id), hang.wait(60)))
+    reconciler.start()
+    try:
+        wait_until(lambda: len(started) >= 2, 20)
+        service.launch(LaunchRequest("fresh", "CodeDX", db_path=str(saved),
+                                     db_checksum=hashlib.sha512(saved.read_bytes()).hexdigest()))
+        wait_until(lambda: store.get_viewer("fresh", "CodeDX").job_ref, 20)
+        record = store.get_viewer("fresh", "CodeDX")
+        assert record.state == 1 and record.db_path == str(saved)
+        assert not hang.is_set() and len(started) >= 2  # the uploads still hang
+    finally:
+        hang.set()
+        reconciler.stop()
+
+
+def wait_until(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -1,8 +1,10 @@
-"""The registry: claims are compare-and-set across threads and processes."""
+"""The registry: claims are compare-and-set across threads and processes; one transition function."""
 import multiprocessing
 import os
+import re
 import stat
 import threading
+from pathlib import Path
 
 from swampd.states import ViewerState
 from swampd.store import Store, ViewerRecord
@@ -11,12 +13,11 @@ from swampd.store import Store, ViewerRecord
 def claim(store: Store, project: str) -> bool:
     """A minimal launch claim: the service's compare-and-set, stripped to its core."""
     with store.transaction() as tx:
-        rec = tx.get_viewer(project, "CodeDX") or ViewerRecord(project, "CodeDX", f"vrun_{project}_CodeDX")
+        rec = tx.get_viewer(project, "CodeDX") or ViewerRecord(projectid=project, viewer="CodeDX")
         if rec.state != 0:
             return False
         rec.epoch += 1
-        rec.state = int(ViewerState.LAUNCHING)
-        tx.record_change(rec, "test")
+        tx.transition(rec, int(ViewerState.LAUNCHING), "Launching viewer", "test")
         tx.enqueue(rec, "submit")
         return True
 
@@ -60,41 +61,99 @@ def test_failed_transaction_changes_nothing(tmp_path):
     store = Store(tmp_path / "r.sqlite3")
     try:
         with store.transaction() as tx:
-            tx.record_change(ViewerRecord("p", "CodeDX", "vrun_p_CodeDX", state=1), "test")
+            tx.transition(ViewerRecord(projectid="p", viewer="CodeDX"), 1, "Launching", "test")
             raise RuntimeError("crash mid-transaction")
     except RuntimeError:
         pass
     assert store.get_viewer("p", "CodeDX") is None
-    assert store.history("p", "CodeDX") == []
+    assert store.list_runs() == []
 
 
-def test_change_effects_ride_along_every_state_change(tmp_path):
-    store = Store(tmp_path / "r.sqlite3", change_effects=("advertise",))
+def test_a_transition_records_old_state_new_state_reason_and_source(tmp_path):
+    store = Store(tmp_path / "r.sqlite3")
     claim(store, "p")
-    kinds = sorted(item.kind for item in store.pending_outbox())
-    assert kinds == ["advertise", "submit"]
+    with store.transaction() as tx:
+        rec = tx.get_viewer("p", "CodeDX")
+        tx.transition(rec, int(ViewerState.READY), "Viewer is up", "node", "event VIEWERUP")
+    first, second = store.history(rec.id)
+    assert (first.from_state, first.state, first.source) == (None, 1, "test")
+    assert (second.from_state, second.state, second.status, second.source, second.reason) == (
+        1, 2, "Viewer is up", "node", "event VIEWERUP")
+
+
+def test_change_effects_ride_along_every_state_change_of_their_kind(tmp_path):
+    store = Store(tmp_path / "r.sqlite3", change_effects={"vrun": ("advertise",), "arun": ("status",)})
+    claim(store, "p")
+    assert sorted(item.effect for item in store.pending_outbox()) == ["advertise", "submit"]
 
 
 def test_outbox_retry_and_complete(tmp_path):
     store = Store(tmp_path / "r.sqlite3")
     claim(store, "p")
-    (item,) = store.outbox_of("p", "CodeDX")
+    run_id = store.get_viewer("p", "CodeDX").id
+    (item,) = store.outbox_of(run_id)
     assert item.next_at == 0 and item.attempts == 0
     with store.transaction() as tx:
         tx.retry_later(item.id, "boom", next_at=1e12 + 10)
-    (again,) = store.outbox_of("p", "CodeDX")
+    (again,) = store.outbox_of(run_id)
     assert (again.id, again.attempts, again.last_error, again.next_at) == (item.id, 1, "boom", 1e12 + 10)
+    with store.transaction() as tx:
+        tx.retry_later(item.id, "still waiting", next_at=1e12 + 20, count=False)
+    assert store.outbox_of(run_id)[0].attempts == 1  # a wait is not a failure
     with store.transaction() as tx:
         tx.complete(again.id)
     assert store.pending_outbox() == []
 
 
-def test_keys_of_launches_filters_by_launch_and_state(tmp_path):
+def test_ids_of_launches_filters_by_launch_and_state(tmp_path):
     store = Store(tmp_path / "r.sqlite3")
+    ids = []
     with store.transaction() as tx:
         for n, state in enumerate((-5, 2, -7)):
-            tx.put_viewer(ViewerRecord(f"p{n}", "CodeDX", f"vrun_p{n}_CodeDX", launch_id=f"L{n}", state=state))
-    ended = {-5, -7}
-    assert sorted(store.keys_of_launches({"L0", "L1", "L2", "nope"}, ended)) == [("p0", "CodeDX"), ("p2", "CodeDX")]
+            record = ViewerRecord(projectid=f"p{n}", viewer="CodeDX", launch_id=f"L{n}")
+            tx.transition(record, state, "", "test")
+            ids.append(record.id)
+    ended = {"vrun": {-5, -7}}
+    assert sorted(store.ids_of_launches({"L0", "L1", "L2", "nope"}, ended)) == [ids[0], ids[2]]
     many = {f"x{i}" for i in range(1200)} | {"L0"}
-    assert store.keys_of_launches(many, ended) == [("p0", "CodeDX")]
+    assert store.ids_of_launches(many, ended) == [ids[0]]
+
+
+def test_earlier_launches_keep_their_tokens(tmp_path):
+    store = Store(tmp_path / "r.sqlite3")
+    with store.transaction() as tx:
+        record = ViewerRecord(projectid="p", viewer="CodeDX")
+        for epoch in (1, 2):
+            record.epoch, record.launch_id, record.token = epoch, f"L{epoch}", f"token-{epoch}"
+            tx.transition(record, 1, "Launching", "test")
+            tx.record_launch(record)
+        tx.set_job(record, "7.0", 123.0)
+    assert [(l.epoch, l.token, l.job_ref) for l in store.launches(record.id)] == [
+        (1, "token-1", ""), (2, "token-2", "7.0")]
+
+
+def test_a_symlink_planted_as_the_registry_is_refused_and_its_target_untouched(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("root's file")
+    os.chmod(target, 0o644)
+    (tmp_path / "r.sqlite3").symlink_to(target)
+    try:
+        Store(tmp_path / "r.sqlite3")
+    except OSError:
+        pass
+    else:
+        raise AssertionError("a symlinked registry was opened")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644 and target.read_text() == "root's file"
+
+
+def test_only_the_transition_function_assigns_a_state():
+    """Every state change goes through Transaction.transition: no other code in src assigns one."""
+    src = Path(__file__).resolve().parents[1] / "src" / "swampd"
+    assignment = re.compile(r"\b\w+\.state\s*=(?!=)")
+    offenders = []
+    for path in src.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if assignment.search(line) and not line.lstrip().startswith("#"):
+                offenders.append(f"{path.relative_to(src)}:{number}: {line.strip()}")
+    assert len(offenders) == 1 and offenders[0].startswith("store/database.py:"), offenders
+    assert offenders[0].endswith("record.state = int(state)")

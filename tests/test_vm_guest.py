@@ -55,6 +55,12 @@ def snapshot_bytes(sql: bytes) -> bytes:
     return buf.getvalue()
 
 
+def snapshots_of(daemon: Daemon) -> list:
+    store = Store(daemon.state_dir / "registry.sqlite3")
+    record = store.get_viewer(PROJECT, "CodeDX")
+    return store.snapshots(record.id) if record is not None else []
+
+
 def vm_daemon(make_daemon: Callable[..., Daemon], guest: Guest, tap: Tap) -> Daemon:
     viewer = {
         "platform": "vm", "image": str(guest.platform_image), "domain_type": "qemu", "libvirt_uri": LIBVIRT_URI,
@@ -117,7 +123,7 @@ def test_real_guest_boots_ready_stops_and_saves_its_database(
         events = (jd / "out" / "job_events.log").read_text().split()
         assert events[:3] == ["RUNSHSTART", "WROTEIPADDR", "VIEWERUP"]
         assert events[-2:] == ["VIEWERDBBUNDLESUCCESS", "VIEWERDOWN"]  # graceful: ACPI, not destroy
-        saved = wait_for(lambda: Store(daemon.state_dir / "registry.sqlite3").snapshots(PROJECT, "CodeDX"),
+        saved = wait_for(lambda: snapshots_of(daemon),
                          60, 0.2, "the AgentMonitor to record the snapshot")
         # vruntask writes its own record of the delivery, then its exit status, last of all.
         wait_for(lambda: (jd / "exit_status").exists(), 60, 0.2, "vruntask to exit")

@@ -163,7 +163,7 @@ class MysqlInstall:
 
 def find_job(daemon: Any, execrunid: str, epoch: int) -> tuple[Path, str]:
     """The job dir and report token of a launch (what vruntask holds on the node)."""
-    from swampd.launchpad.bog import read_bog
+    from swampd.bog import read_bog
 
     for bog_path in daemon.jobs_dir().glob(f"*/{execrunid}.bog"):
         bog = read_bog(bog_path)

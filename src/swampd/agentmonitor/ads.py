@@ -97,8 +97,8 @@ class AdPublisher:
 
     def handle(self, item: OutboxItem) -> None:
         """The ``advertise`` outbox handler: publish the key's current ad (idempotent)."""
-        record = self.store.get_viewer(item.projectid, item.viewer)
-        if record is None:
+        record = self.store.get_run_by_id(item.run_id)
+        if not isinstance(record, ViewerRecord):
             return
         try:
             self._advertise([record])

@@ -20,11 +20,12 @@ from pathlib import Path
 import filelock
 
 from swampd.config import Config, daemon_url
+from swampd.effects import change_effects as effects_on_change
 from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
-from swampd.states import ACTIVE
-from swampd.store import Store
+from swampd.lifecycle import groups
+from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.api import AgentMonitorAPI
 from swampd.agentmonitor.reconciler import Reconciler
@@ -126,17 +127,17 @@ def make_htcondor_scheduler(config: Config, jobs_root: Path, store: Store | None
     from swampd.launchpad.schedulers.htcondor import HTCondorScheduler, LazySchedd
 
     tracked = (lambda: tracked_jobs(store)) if store is not None else None
-    return HTCondorScheduler(LazySchedd(config.htcondor), config.htcondor, config.viewers, jobs_root, tracked)
+    return HTCondorScheduler(LazySchedd(config.htcondor), config.htcondor, jobs_root, tracked)
 
 
 def tracked_jobs(store: Store) -> dict[str, str]:
     """Launch id -> job ref of every launch still followed (its job may have left the queue)."""
-    return {r.launch_id: r.job_ref for r in store.list_viewers() if r.job_ref and r.state in ACTIVE}
+    return store.tracked_jobs(groups("active"))
 
 
 def register_ad_effects(reconciler: Reconciler, store: Store, config: Config) -> AdRefresher | None:
     """Mirror viewer states into SWAMP's collector ads when ``[htcondor] advertise`` is on (issue 3)."""
-    if "advertise" not in store.change_effects:
+    if "advertise" not in enabled_effects(config):
         return None
     from swampd.launchpad.schedulers.htcondor import make_collector
 
@@ -145,16 +146,17 @@ def register_ad_effects(reconciler: Reconciler, store: Store, config: Config) ->
     return AdRefresher(publisher.refresh, config.htcondor.ad_refresh)
 
 
-def change_effects(config: Config) -> tuple[str, ...]:
-    """Outbox kinds every state change needs: uploads wait for READY, history rows follow every change."""
-    kinds: list[str] = []
+def enabled_effects(config: Config) -> frozenset[str]:
+    """The optional effects this configuration turns on (uploads wait for READY; history rows
+    and collector ads follow every change)."""
+    kinds: set[str] = set()
     if config.codedx is not None:
-        kinds.append("upload")
+        kinds.add("upload")
     if config.mariadb is not None and config.mariadb.launch_history:
-        kinds.append("launch_history")
+        kinds.add("launch_history")
     if config.scheduler.kind == "htcondor" and config.htcondor.advertise:
-        kinds.append("advertise")
-    return tuple(kinds)
+        kinds.add("advertise")
+    return frozenset(kinds)
 
 
 def register_database_effects(reconciler: Reconciler, service: ViewerService, store: Store,
@@ -163,11 +165,10 @@ def register_database_effects(reconciler: Reconciler, service: ViewerService, st
     from swampd.agentmonitor.uploads import Uploader
     from swampd.agentmonitor.viewerdb import ViewerDatabases
 
-    databases = ViewerDatabases(store, config.mariadb)
-    reconciler.register_handler("verify_snapshot", databases.verify_snapshot)
+    databases = ViewerDatabases(store, config.mariadb, job_may_be_alive=reconciler.world.may_be_alive)
+    reconciler.register_handler("restore", databases.restore)
     reconciler.register_handler("store_viewer", databases.store_viewer)
     reconciler.register_handler("launch_history", databases.launch_history)
-    service.restore_effects = ("verify_snapshot",)
     if config.mariadb is not None:
         service.snapshot_effects = ("store_viewer",)
     uploader = Uploader(store, config.codedx, state_dir / "uploads") if config.codedx is not None else None
@@ -188,7 +189,11 @@ class Daemon:
         self.lock.acquire()
         try:
             token = read_token(am.token_file)
-            self.store = Store(self.state_dir / "registry.sqlite3", change_effects=change_effects(config))
+            try:
+                self.store = Store(self.state_dir / "registry.sqlite3",
+                                   change_effects=effects_on_change(enabled_effects(config)))
+            except RegistryError as exc:
+                raise StartupError(str(exc)) from None
             scheduler = make_scheduler(config, self.state_dir / "jobs", self.store)
             for viewer in config.viewers.values():
                 if viewer.platform not in scheduler.platforms:

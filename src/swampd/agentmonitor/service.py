@@ -4,7 +4,10 @@ Each use case is one transaction on the registry followed by a nudge to the
 reconciler.  Launching is the compare-and-set of invariant 1: inside one
 write transaction the current state is read and, only if a new launch is
 allowed from it, the key is claimed with epoch + 1, a fresh launch id and
-token, and a ``submit`` outbox row (intent before action).
+token, and the job lane of the outbox is written in order (intent before
+action): the removal of the previous launch's job if it may still run, the
+restore of the saved database (which waits until that job has left, so
+that the database it saves is the one restored), then the submit.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from typing import Any
 from swampd.config import Config, fill_placeholders
 from swampd.errors import Fault, SwampdError
 from swampd.failpoints import failpoint
-from swampd.identifiers import execrunid as make_execrunid
 from swampd.states import (
     ENDED,
     EVENTS,
@@ -29,7 +31,7 @@ from swampd.states import (
     apply_report,
     state_name,
 )
-from swampd.store import Store, Transaction, ViewerRecord
+from swampd.store import RunRecord, Store, Transaction, ViewerRecord
 from swampd.agentmonitor.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
@@ -77,38 +79,35 @@ class ViewerService:
         self.store = store
         self.reconciler = reconciler
         self.config = config
-        #: Outbox kinds enqueued when a snapshot is recorded (store_viewer, when configured).
+        #: Effects enqueued when a snapshot is recorded (store_viewer, when configured).
         self.snapshot_effects: tuple[str, ...] = ()
-        #: Outbox kinds enqueued when a launch call brings results (upload, when configured).
+        #: Effects enqueued when a launch call brings results (upload, when configured).
         self.result_effects: tuple[str, ...] = ()
-        #: Outbox kinds enqueued before the submit of a launch that restores a viewer
-        #: database (checksum verification), with {"path", "checksum"}.
-        self.restore_effects: tuple[str, ...] = ()
 
     # -- launch ------------------------------------------------------------
     def launch(self, req: LaunchRequest) -> dict[str, Any]:
         now = time.time()
         with self.store.transaction() as tx:
-            record = tx.get_viewer(req.projectid, req.viewer)
-            if record is None:
-                record = ViewerRecord(req.projectid, req.viewer, make_execrunid(req.projectid, req.viewer))
+            record = tx.get_viewer(req.projectid, req.viewer) or ViewerRecord(
+                projectid=req.projectid, viewer=req.viewer)
             launched = record.viewer_state in MAY_LAUNCH_FROM
             if launched:
-                previous_launch = record.launch_id
+                previous = (record.launch_id, record.job_ref) if record.epoch else None
+                previous_pending = record.epoch and tx.has_pending(record, "submit")
                 self._claim(record, req, now)
-                snapshot = tx.latest_snapshot(record.projectid, record.viewer)
-                if snapshot is not None:  # ours is never older than what the database passed
-                    record.db_path, record.db_checksum = snapshot["path"], snapshot["checksum"]
-                tx.record_change(record, "api", f"launch {record.launch_id}")
-                if record.db_path:
-                    for kind in self.restore_effects:
-                        tx.enqueue(record, kind, {"path": record.db_path, "checksum": record.db_checksum})
+                tx.transition(record, int(ViewerState.LAUNCHING), "Launching viewer", "api",
+                              f"launch {record.launch_id}")
+                tx.record_launch(record)
+                if previous and (previous[1] or previous_pending):
+                    tx.enqueue(record, "remove", {"launch_id": previous[0], "reason": "swampd: relaunched"})
+                if previous or record.db_path:
+                    tx.enqueue(record, "restore", {"path": record.db_path, "checksum": record.db_checksum})
                 tx.enqueue(record, "submit")
-                if previous_launch:
-                    tx.enqueue(record, "forget", {"launch_id": previous_launch})
+                if previous:
+                    tx.enqueue(record, "forget", {"launch_id": previous[0]})
             else:
                 record.last_request_at = now
-                tx.put_viewer(record)
+                tx.put_run(record)
             if req.results:
                 tx.add_results(record, req.results)
                 for kind in self.result_effects:
@@ -116,7 +115,7 @@ class ViewerService:
         failpoint("launch.after_commit")
         if launched:
             log.info("%s: launch %d claimed (%s)", record.execrunid, record.epoch, record.launch_id)
-        self.reconciler.enqueue(record.key)
+        self.reconciler.enqueue(record.id)
         return self.to_struct(record, launched=launched)
 
     @staticmethod
@@ -126,8 +125,6 @@ class ViewerService:
         record.token = secrets.token_urlsafe(32)
         record.apikey = str(uuid.uuid4())
         record.url_uuid = f"proxy-{uuid.uuid4()}"
-        record.state = int(ViewerState.LAUNCHING)
-        record.status = "Launching viewer"
         record.desired = "running"
         record.userid = req.userid
         record.viewer_uuid = req.viewer_uuid
@@ -137,6 +134,7 @@ class ViewerService:
         record.url = ""
         record.job_ref = ""
         record.submitted_at = 0.0
+        record.attempts = 0
         record.observation = ""
         record.launched_at = now
         record.ready_at = 0.0
@@ -146,9 +144,7 @@ class ViewerService:
     # -- queries -----------------------------------------------------------
     def get(self, projectid: str, viewer: str) -> dict[str, Any]:
         record = self.store.get_viewer(projectid, viewer)
-        if record is None:
-            return self.to_struct(ViewerRecord(projectid, viewer, make_execrunid(projectid, viewer)))
-        return self.to_struct(record)
+        return self.to_struct(record or ViewerRecord(projectid=projectid, viewer=viewer))
 
     def list(self) -> list[dict[str, Any]]:
         return [self.to_struct(r) for r in self.store.list_viewers()]
@@ -159,19 +155,17 @@ class ViewerService:
         with self.store.transaction() as tx:
             record = tx.get_viewer(projectid, viewer)
             if record is None:
-                return self.to_struct(ViewerRecord(projectid, viewer, make_execrunid(projectid, viewer)))
+                return self.to_struct(ViewerRecord(projectid=projectid, viewer=viewer))
             record.desired = "stopped"
             if record.viewer_state in (ViewerState.LAUNCHING, ViewerState.READY, ViewerState.STOPPING):
-                record.state = int(ViewerState.TERMINATING)
-                record.status = "Terminating"
                 record.stop_requested_at = now
-                tx.record_change(record, "api", reason)
+                tx.transition(record, int(ViewerState.TERMINATING), "Terminating", "api", reason)
                 if record.job_ref or tx.has_pending(record, "submit"):
                     tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason})
                 log.info("%s: stop requested (%s)", record.execrunid, reason)
             else:
-                tx.put_viewer(record)
-        self.reconciler.enqueue(record.key)
+                tx.put_run(record)
+        self.reconciler.enqueue(record.id)
         return self.to_struct(record)
 
     # -- reports from the execute node ---------------------------------------
@@ -192,46 +186,60 @@ class ViewerService:
             transition = apply_report(record.viewer_state, reported, text)
             if not transition.changed:
                 if rep.vmip:
-                    tx.put_viewer(record)
+                    tx.put_run(record)
                 return False
-            record.state = int(transition.state)
-            record.status = transition.status
-            if transition.state is ViewerState.READY and not record.vmip:
+            state, status = transition.state, transition.status
+            if state is ViewerState.READY and not record.vmip:
                 # SWAMP called such a viewer up with vmip null: a READY nobody can reach.
-                record.state = int(ViewerState.ERROR)
-                record.status = "Viewer reported up but never wrote its address"
-                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": record.status})
-            elif transition.state is ViewerState.READY:
+                state, status = ViewerState.ERROR, "Viewer reported up but never wrote its address"
+                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": status})
+            elif state is ViewerState.READY:
                 record.ready_at = time.time()
                 record.url = self._url(record)
-            tx.record_change(record, "node", source)
-        self.reconciler.enqueue(record.key)
+            tx.transition(record, int(state), status, "node", source)
+        self.reconciler.enqueue(record.id)
         return True
 
     def snapshot(self, snap: Snapshot) -> bool:
-        """Record a viewer database saved by ``vruntask finish`` for this launch."""
+        """Record a viewer database saved by ``vruntask finish`` of any launch of this key.
+
+        A snapshot is a fact about saved data, not a state report: the
+        previous launch's guest may finish saving after a relaunch was
+        claimed, and that database is the one the new launch must restore.
+        So it is authenticated with the token of the launch it names.
+        """
         with self.store.transaction() as tx:
-            record = self._authenticated(tx, snap.execrunid, snap.epoch, snap.token)
-            tx.add_snapshot(record, snap.path, snap.checksum, snap.platform, snap.version)
-            tx.append_history(record, "node", f"viewer database saved: {snap.path}")
+            record = self._authenticated(tx, snap.execrunid, snap.epoch, snap.token, any_launch=True)
+            viewer_uuid = record.viewer_uuid
+            tx.add_snapshot(record, snap.epoch, viewer_uuid, snap.path, snap.checksum, snap.platform, snap.version)
+            tx.note(record, "node", f"viewer database of launch {snap.epoch} saved: {snap.path}")
             for kind in self.snapshot_effects:
                 tx.enqueue(record, kind, {"path": snap.path, "checksum": snap.checksum,
-                                          "platform": snap.platform, "version": snap.version})
-        log.info("%s: viewer database snapshot %s recorded", snap.execrunid, snap.path)
-        self.reconciler.enqueue(record.key)
+                                          "platform": snap.platform, "version": snap.version,
+                                          "epoch": snap.epoch})
+        log.info("%s: viewer database snapshot %s (launch %d) recorded", snap.execrunid, snap.path, snap.epoch)
+        self.reconciler.enqueue(record.id)
         return True
 
     @staticmethod
-    def _authenticated(tx: Transaction, execrunid: str, epoch: int, token: str) -> ViewerRecord:
-        """The record a node's message is about, once its epoch and token check out."""
-        record = tx.get_viewer_by_execrunid(execrunid)
-        if record is None:
+    def _authenticated(tx: Transaction, execrunid: str, epoch: int, token: str,
+                       any_launch: bool = False) -> ViewerRecord:
+        """The record a node's message is about, once its epoch and token check out.
+
+        ``any_launch``: the message may come from an earlier launch of the
+        key, authenticated by that launch's own token.
+        """
+        record = tx.get_run(ViewerRecord.KIND, execrunid)
+        if not isinstance(record, ViewerRecord):
             raise SwampdError(Fault.UNKNOWN, f"no viewer with execrunid {execrunid}")
+        expected = record.token
         if epoch != record.epoch:
-            raise SwampdError(
-                Fault.STALE, f"report for launch {epoch} of {execrunid}; current launch is {record.epoch}"
-            )
-        if not token or not hmac.compare_digest(token.encode(), record.token.encode()):
+            launch = tx.launch(record.id, epoch) if any_launch and 0 < epoch < record.epoch else None
+            if launch is None:
+                raise SwampdError(
+                    Fault.STALE, f"report for launch {epoch} of {execrunid}; current launch is {record.epoch}")
+            expected = launch.token
+        if not token or not hmac.compare_digest(token.encode(), expected.encode()):
             raise SwampdError(Fault.NOT_AUTHORIZED, f"wrong report token for {execrunid}")
         return record
 
@@ -270,9 +278,21 @@ class ViewerService:
         return struct
 
     def history(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
-        return [
-            {"at": iso(h.at), "epoch": h.epoch, "state": h.state, "state_name": state_name(h.state),
-             "status": h.status, "source": h.source}
-            for h in self.store.history(projectid, viewer)
-        ]
+        record = self.store.get_viewer(projectid, viewer)
+        return history_structs(self.store, record) if record is not None else []
+
+
+def history_structs(store: Store, record: RunRecord) -> list[dict[str, Any]]:
+    """A run's state changes, oldest first: from where to where, why, and who said so."""
+    from swampd.lifecycle import lifecycle_of
+
+    name = lifecycle_of(record.kind).state_name
+    out = []
+    for h in store.history(record.id):
+        entry: dict[str, Any] = {"at": iso(h.at), "epoch": h.epoch, "state": h.state, "state_name": name(h.state),
+                                 "status": h.status, "source": h.source, "reason": h.reason}
+        if h.from_state is not None:
+            entry["from_state"], entry["from_state_name"] = h.from_state, name(h.from_state)
+        out.append(entry)
+    return out
 

@@ -75,12 +75,12 @@ class Uploader:
     # -- the outbox handler -----------------------------------------------
     def handle(self, item: OutboxItem) -> None:
         """Upload what is pending for the item's viewer if it is READY; raise to be retried."""
-        record = self.store.get_viewer(item.projectid, item.viewer)
-        if record is None or record.viewer not in self.config.viewers:
+        record = self.store.get_run_by_id(item.run_id)
+        if not isinstance(record, ViewerRecord) or record.viewer not in self.config.viewers:
             return
         if record.viewer_state is not ViewerState.READY or not record.vmip:
             return  # the transition to READY brings another item
-        rows = self.store.uploads(record.projectid, record.viewer)
+        rows = self.store.uploads(record.id)
         if not any(row["state"] not in FINAL for row in rows):
             return
         with self._client(record) as client:
@@ -123,7 +123,7 @@ class Uploader:
             state = "pending"
         if state == "pending":
             self._post(client, record, row, fp)
-            row = next(r for r in self.store.uploads(record.projectid, record.viewer) if r["result_id"] == rid)
+            row = next(r for r in self.store.uploads(record.id) if r["result_id"] == rid)
         self._wait_job(client, record, row)
 
     def _post(self, client: CodeDxClient, record: ViewerRecord, row: dict[str, Any], fp: str) -> None:
@@ -191,8 +191,9 @@ class Uploader:
                 raise UploadFailed(f"Code Dx analysis {row['analysis_id']} ended {status}")
             if self.clock() > deadline:
                 raise CodeDxUnavailable(f"analysis job {row['job_id']} still {status} after {self.config.job_wait:g}s")
-            current = self.store.get_viewer(record.projectid, record.viewer)
-            if current is None or current.epoch != record.epoch or current.viewer_state is not ViewerState.READY:
+            current = self.store.get_run_by_id(record.id)
+            if (not isinstance(current, ViewerRecord) or current.epoch != record.epoch
+                    or current.viewer_state is not ViewerState.READY):
                 raise CodeDxUnavailable("the viewer is no longer READY")
             time.sleep(self.config.poll_interval)
 
@@ -200,9 +201,9 @@ class Uploader:
         with self.store.transaction() as tx:
             tx.set_upload(row["result_id"], state=state, detail=detail[:2000], epoch=record.epoch,
                           fingerprint=fingerprint(row["result"]), **extra)
-            current = tx.get_viewer(record.projectid, record.viewer)
+            current = tx.get_run_by_id(record.id)
             if current is not None:
-                tx.append_history(current, "codedx", f"result {row['result_id']} {state}: {detail}")
+                tx.note(current, "codedx", f"result {row['result_id']} {state}: {detail}")
 
 
 def fingerprint(result: dict[str, Any]) -> str:

@@ -7,10 +7,11 @@ Three outbox handlers live here:
   procedure.  The snapshot is recorded in our registry first (same
   transaction as the outbox row), so a MariaDB that is down, or a daemon
   restart before it comes back, loses nothing: the call is simply made later.
-* ``verify_snapshot`` — before a relaunch is submitted, the viewer database it
-  will restore is checked against its recorded checksum; a mismatch ends the
-  launch in ERROR with the reason, instead of booting a viewer on a damaged
-  or substituted database.
+* ``restore`` — before a relaunch is submitted, and once the previous
+  launch's job has left (its guest may still be saving the database), the
+  newest saved viewer database is chosen and checked against its recorded
+  checksum; a mismatch ends the launch in ERROR with the reason, instead of
+  booting a viewer on a damaged or substituted database.
 * ``launch_history`` (optional) — ``viewer_launch_history`` rows and the legacy
   status columns of ``viewer_instance`` that SWAMP's web once read.
 """
@@ -24,8 +25,9 @@ from typing import Callable
 from swampd.checksums import file_digest
 from swampd.clients.mariadb import DatabaseRefused, LaunchRow, ViewerStore
 from swampd.config import MariaDBConfig
+from swampd.effects import Waiting
 from swampd.states import ViewerState, state_name
-from swampd.store import OutboxItem, Store
+from swampd.store import LaunchEntry, OutboxItem, Store, ViewerRecord
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,11 @@ class ViewerDatabases:
     """The outbox handlers for saved viewer databases and SWAMP's viewer rows."""
 
     def __init__(self, store: Store, mariadb: MariaDBConfig | None,
+                 job_may_be_alive: Callable[[LaunchEntry], bool] = lambda launch: False,
                  clock: Callable[[], float] = time.time) -> None:
+        """``job_may_be_alive``: the reconciler's word on an earlier launch's job."""
         self.store = store
+        self.job_may_be_alive = job_may_be_alive
         self.config = mariadb
         self.db = ViewerStore(mariadb) if mariadb is not None else None
         self.clock = clock
@@ -67,8 +72,8 @@ class ViewerDatabases:
         """Call store_viewer for a recorded snapshot; raise (retry) while MariaDB is away."""
         if self.db is None:
             return
-        snaps = self.store.snapshots(item.projectid, item.viewer)
-        mine = [s for s in snaps if s["epoch"] == item.epoch and s["path"] == item.payload.get("path")
+        snaps = self.store.snapshots(item.run_id)
+        mine = [s for s in snaps if s["path"] == item.payload.get("path")
                 and s["checksum"] == item.payload.get("checksum")]
         if not mine:
             return
@@ -84,43 +89,59 @@ class ViewerDatabases:
                                  snap["version"])
         except DatabaseRefused as exc:  # the procedure said no: the same call will say no again
             self._note(item, f"store_viewer refused: {exc}")
-            log.error("%s/%s: store_viewer refused for %s: %s", item.projectid, item.viewer, snap["path"], exc)
+            log.error("run %d: store_viewer refused for %s: %s", item.run_id, snap["path"], exc)
             return
         self._note(item, f"store_viewer recorded {snap['path']}")
-        log.info("%s/%s: store_viewer recorded %s", item.projectid, item.viewer, snap["path"])
+        log.info("run %d: store_viewer recorded %s", item.run_id, snap["path"])
 
-    # -- verify_snapshot ----------------------------------------------------
-    def verify_snapshot(self, item: OutboxItem) -> None:
-        """Check the database a launch will restore; a mismatch ends that launch in ERROR."""
-        path, checksum = str(item.payload.get("path", "")), str(item.payload.get("checksum", ""))
+    # -- restore ------------------------------------------------------------
+    def restore(self, item: OutboxItem) -> None:
+        """Choose and check the database a launch will restore; a mismatch ends that launch in ERROR.
+
+        Waits (``Waiting``) while an earlier launch's job may still run: its
+        guest may be saving the newest database right now.
+        """
+        record = self._viewer(item)
+        if record is None or record.viewer_state is not ViewerState.LAUNCHING:
+            return
+        for launch in self.store.launches(record.id):
+            if launch.epoch < record.epoch and self.job_may_be_alive(launch):
+                raise Waiting(f"launch {launch.epoch}'s job may still be saving the viewer database")
+        snapshot = self.store.latest_snapshot(record.id)
+        if snapshot is not None:  # ours is never older than what the database passed
+            path, checksum = str(snapshot["path"]), str(snapshot["checksum"])
+        else:
+            path, checksum = str(item.payload.get("path", "")), str(item.payload.get("checksum", ""))
         if not path:
             return
-        record = self.store.get_viewer(item.projectid, item.viewer)
-        if record is None or record.epoch != item.epoch or record.viewer_state is not ViewerState.LAUNCHING:
-            return
+        reason = ""
         if not checksum:
             reason = f"viewer database {path} has no recorded checksum; refusing to restore it"
         else:
             try:
                 verify_checksum(path, checksum)
-                return
             except ChecksumMismatch as exc:
                 reason = str(exc)
         with self.store.transaction() as tx:
-            current = tx.get_viewer(item.projectid, item.viewer)
-            if current is not None and current.epoch == item.epoch and current.viewer_state is ViewerState.LAUNCHING:
-                current.state = int(ViewerState.ERROR)
-                current.status = reason[:1000]
-                tx.record_change(current, "viewerdb", reason)
-        log.error("%s/%s launch %d: %s", item.projectid, item.viewer, item.epoch, reason)
+            current = tx.get_run_by_id(item.run_id)
+            if not isinstance(current, ViewerRecord) or current.epoch != item.epoch \
+                    or current.viewer_state is not ViewerState.LAUNCHING:
+                return
+            if reason:
+                tx.transition(current, int(ViewerState.ERROR), reason[:1000], "viewerdb")
+            else:
+                current.db_path, current.db_checksum = path, checksum
+                tx.put_run(current)
+        if reason:
+            log.error("%s launch %d: %s", record.execrunid, item.epoch, reason)
 
     # -- launch history -------------------------------------------------------
     def launch_history(self, item: OutboxItem) -> None:
         """A viewer_launch_history row per launch, and the instance's status on every change."""
         if self.db is None or self.config is None:
             return
-        record = self.store.get_viewer(item.projectid, item.viewer)
-        if record is None or record.epoch != item.epoch or not record.viewer_uuid:
+        record = self._viewer(item)
+        if record is None or not record.viewer_uuid:
             return  # a later launch has its own items
         state = int(item.payload.get("state", record.state))
         if state == int(ViewerState.LAUNCHING) and record.launched_at:
@@ -137,9 +158,16 @@ class ViewerDatabases:
         except DatabaseRefused as exc:
             log.warning("%s: viewer_instance status not written: %s", record.execrunid, exc)
 
+    def _viewer(self, item: OutboxItem) -> ViewerRecord | None:
+        """The item's viewer if its launch is still the current one."""
+        record = self.store.get_run_by_id(item.run_id)
+        if not isinstance(record, ViewerRecord) or record.epoch != item.epoch:
+            return None
+        return record
+
     def _note(self, item: OutboxItem, detail: str) -> None:
         with self.store.transaction() as tx:
-            record = tx.get_viewer(item.projectid, item.viewer)
+            record = tx.get_run_by_id(item.run_id)
             if record is not None:
-                tx.append_history(record, "mariadb", detail)
+                tx.note(record, "mariadb", detail)
 

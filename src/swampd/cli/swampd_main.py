@@ -129,7 +129,9 @@ def _client(args: argparse.Namespace) -> int:
             _print_record(api.stopViewer(args.project, args.viewer))
         elif args.command == "history":
             for h in api.viewerHistory(args.project, args.viewer):
-                print(f"{h['at']}  epoch {h['epoch']:<3} {h['state_name']:<16} {h['source']:<12} {h['status']}")
+                moved = f"{h.get('from_state_name', '-')} -> {h['state_name']}"
+                why = f"  ({h['reason']})" if h.get("reason") and h["reason"] != h["status"] else ""
+                print(f"{h['at']}  epoch {h['epoch']:<3} {moved:<30} {h['source']:<12} {h['status']}{why}")
     except xmlrpc.client.Fault as fault:
         print(f"swampd: {fault.faultString} (fault {fault.faultCode})", file=sys.stderr)
         return EXIT_ERROR

@@ -13,6 +13,13 @@ DEFAULT_PORT = 8084
 PLATFORMS = ("vm", "docker", "process")
 
 
+#: HTCondor universes, the one each platform runs in unless configured otherwise,
+#: and the ones that can run it (the one place this table lives).
+UNIVERSES = ("vm", "docker", "vanilla")
+DEFAULT_UNIVERSE = {"vm": "vm", "docker": "docker", "process": "vanilla"}
+ALLOWED_UNIVERSES = {"vm": ("vm", "vanilla"), "docker": ("docker",), "process": ("vanilla",)}
+
+
 SCHEDULERS = ("local", "htcondor")
 
 

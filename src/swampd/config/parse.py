@@ -10,6 +10,8 @@ from typing import Any
 
 from swampd.config import checks
 from swampd.config.model import (
+    ALLOWED_UNIVERSES,
+    UNIVERSES,
     CODEDX_AUTH,
     PLATFORMS,
     SCHEDULERS,
@@ -94,7 +96,6 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
 HTCONDOR_ON_HOLD = ("remove", "leave")
 
 
-UNIVERSES_FOR_PLATFORM = {"vm": ("vm", "vanilla"), "docker": ("docker",), "process": ("vanilla",)}
 
 
 _CONDOR_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
@@ -201,7 +202,7 @@ def _viewer(name: str, table: Any, source: str) -> ViewerConfig:
         "max_lifetime": ((int, float), checks.positive),
         "url_template": (str, checks.url_template),
         "probe_path": (str, checks.probe_path),
-        "universe": (str, checks.one_of(("vm", "docker", "vanilla"))),
+        "universe": (str, checks.one_of(UNIVERSES)),
         "image": (str, checks.matches(_IMAGE_RE, "an image reference (registry/name:tag)", empty_ok=True)),
         "memory": (int, checks.positive),
         "cpus": (int, checks.positive),
@@ -222,9 +223,9 @@ def _viewer(name: str, table: Any, source: str) -> ViewerConfig:
     if "command" in values:
         values["command"] = tuple(values["command"])
     viewer = ViewerConfig(name, **values)
-    if viewer.universe and viewer.universe not in UNIVERSES_FOR_PLATFORM[viewer.platform]:
+    if viewer.universe and viewer.universe not in ALLOWED_UNIVERSES[viewer.platform]:
         raise ConfigError(
             f"{source}: {where}.universe: the {viewer.platform} platform runs in the "
-            f"{' or '.join(UNIVERSES_FOR_PLATFORM[viewer.platform])} universe, not {viewer.universe}"
+            f"{' or '.join(ALLOWED_UNIVERSES[viewer.platform])} universe, not {viewer.universe}"
         )
     return viewer

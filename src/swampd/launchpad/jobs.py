@@ -1,16 +1,21 @@
 """What LaunchPad asks of a scheduler, and what a scheduler tells back.
 
-A scheduler backend (local subprocesses, HTCondor) implements three things:
-submit a job idempotently by launch id, observe all of swampd's jobs in one
-bulk call, and remove a job.  Everything else about the lifecycle lives above
-it, in the reconciler.
+A scheduler backend (local processes, HTCondor) receives complete job
+descriptions and nothing else: it never reads a viewer's configuration or a
+BOG.  It submits a job idempotently by launch id, observes all of swampd's
+jobs in one bulk call, removes a job (politely, or by force), and says how
+long it gives a removed job to leave.  Everything else about the lifecycle
+lives above it, in the reconciler.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Union
+
+#: A job attribute's value: a string (quoted in ClassAds), an integer or a boolean.
+AttributeValue = Union[str, int, bool]
 
 
 class JobStatus(str, Enum):
@@ -26,16 +31,44 @@ FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.REMOVED})
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One launch's job: where its files are and what to run there."""
+class JobDescription:
+    """One launch's job, complete: what a scheduler needs to run it and nothing more.
 
+    Made by a per-kind job builder (``launchpad.viewer_job``); the scheduler
+    backends render it (a process on this host, an HTCondor submit
+    description) without knowing what kind of run it belongs to.
+    """
+
+    kind: str
+    #: The run's key (an execrunid); jobs of one run share it.
+    key: str
     launch_id: str
-    execrunid: str
+    epoch: int
+    #: The job directory: the BOG and the token file are there (HTCondor's initialdir).
     job_dir: Path
-    argv: tuple[str, ...]
+    bog_file: str
+    token_file: str
+    #: "process", "vm" or "docker": what runs the work.
     platform: str
+    #: HTCondor universe ("vm", "docker", "vanilla").
+    universe: str
+    #: The execute-node agent's command in the job directory (local processes, vanilla jobs).
+    argv: tuple[str, ...] = ()
+    memory_mb: int = 1024
+    cpus: int = 1
+    #: Container image (docker).
+    image: str = ""
     #: Attributes a batch scheduler puts on the job (SWAMP_* and swampd's own).
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    #: Seconds a job may wait to start before the scheduler itself removes it.
+    queue_timeout: float = 600.0
+    #: Seconds a job may run before the scheduler itself stops it (a backstop, beyond our own deadlines).
+    max_runtime: float = 86400.0
+    #: Accounting group and priority (batch schedulers).
+    accounting_group: str = ""
+    priority: int = 0
+    #: HTCondor concurrency limits (licensed tools).
+    concurrency_limits: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +80,14 @@ class JobObservation:
     exit_code: int | None = None
     reason: str = ""
     hold_code: int | None = None
+    #: The run the job belongs to (jobs of one run share it).
+    key: str = ""
+    #: A remove was asked for and the job has not left yet; since when.
+    leaving: bool = False
+    leaving_since: float = 0.0
+    #: Times the job was started, and when it was last vacated (preemption).
+    starts: int = 0
+    last_vacate: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -61,18 +102,30 @@ class SchedulerError(Exception):
     """The scheduler answered but refused or failed the request."""
 
 
+class EarlierJobAlive(Exception):
+    """A new launch waits: a job of an earlier launch of the same run has not left yet.
+
+    At most one job per run is alive at any moment, so the new job is
+    submitted only once the old one (a guest still saving its database) is gone.
+    """
+
+
 class Scheduler(Protocol):
     kind: str
     platforms: frozenset[str]
 
-    def submit(self, spec: JobSpec) -> str:
+    def submit(self, job: JobDescription) -> str:
         """Start the job unless a job with this launch id exists; return its job reference."""
 
     def observe(self) -> dict[str, JobObservation]:
         """Every job of swampd's the scheduler knows, by launch id (one bulk query)."""
 
-    def remove(self, launch_id: str, reason: str) -> None:
-        """Stop the job politely, escalating after the grace period; idempotent."""
+    def remove(self, launch_id: str, reason: str, force: bool = False) -> JobObservation | None:
+        """Ask the job to go (``force``: take it out now); idempotent.  Returns what the job
+        looks like right after, or None when the scheduler has no such job."""
 
     def forget(self, launch_id: str) -> None:
         """Drop what is kept of a finished job (its sandbox)."""
+
+    def leave_time(self) -> float:
+        """Seconds this scheduler gives a removed job to leave before it is forced out."""

@@ -1,5 +1,6 @@
-"""The durable registry (SQLite): viewer records, the outbox, history, results."""
-from swampd.store.database import Store, Transaction
-from swampd.store.records import HistoryEntry, OutboxItem, ViewerRecord
+"""The durable registry (SQLite): runs of every kind, launches, the outbox, history, results."""
+from swampd.store.database import RegistryError, Store, Transaction
+from swampd.store.records import HistoryEntry, LaunchEntry, OutboxItem, RunRecord, ViewerRecord
 
-__all__ = ["Store", "Transaction", "ViewerRecord", "OutboxItem", "HistoryEntry"]
+__all__ = ["Store", "Transaction", "RegistryError", "RunRecord", "ViewerRecord", "OutboxItem", "HistoryEntry",
+           "LaunchEntry"]

@@ -1,133 +1,231 @@
-"""The durable registry: viewers, the outbox of side effects, and history.
+"""The durable registry: runs of every kind, their launches, the outbox, history.
 
 SQLite in WAL mode in the state dir.  Every change goes through
 ``Store.transaction()``, which takes SQLite's write lock at BEGIN (``BEGIN
 IMMEDIATE``), so a read-check-write inside one transaction is a true
-compare-and-set: two claimants of the same key are serialised and the second
+compare-and-set: two claimants of the same run are serialised and the second
 sees the first one's record.  The lock lives in the file, so it holds across
 threads, processes and restarts alike.
+
+``Transaction.transition`` is the one place a run's state changes: it writes
+the record, a history row with the old state, the new one, the reason and
+the source, and the side effects every change of that kind needs, all in
+the caller's transaction.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
+from swampd.identifiers import execrunid as viewer_execrunid
+from swampd.store.migrations import MigrationError, migrate
 from swampd.store.records import (
-    VIEWER_COLUMNS,
+    RECORD_KINDS,
+    RUN_COLUMNS,
     HistoryEntry,
+    LaunchEntry,
     OutboxItem,
+    RunRecord,
     ViewerRecord,
-    record_from_row,
-    record_to_row,
+    record_class,
 )
 from swampd.store.schema import SCHEMA, SCHEMA_VERSION
 
-_OUTBOX_COLUMNS = "id, projectid, viewer, epoch, kind, payload, attempts, next_at, last_error"
+log = logging.getLogger(__name__)
+
+_OUTBOX_COLUMNS = "id, run_id, epoch, effect, payload, attempts, next_at, last_error"
+_RUN_SELECT = ", ".join(f"r.{c}" for c in RUN_COLUMNS if c != "id")
+#: Run kind -> outbox effects enqueued with every state change of a run of that kind.
+ChangeEffects = Mapping[str, tuple[str, ...]]
 
 
-class Transaction:
-    """The operations allowed inside one write transaction."""
+class RegistryError(RuntimeError):
+    """The registry file cannot be used by this release."""
 
-    def __init__(self, conn: sqlite3.Connection, change_effects: tuple[str, ...] = ()) -> None:
-        self._conn = conn
-        self._change_effects = change_effects
 
-    def record_change(self, record: ViewerRecord, source: str, detail: str = "") -> None:
-        """Save a state change: the record, its history line, and the side
-        effects every change needs (collector ads, database status rows),
-        all in this one transaction."""
-        self.put_viewer(record)
-        self.append_history(record, source, detail)
-        for kind in self._change_effects:
-            self.enqueue(record, kind, {"state": record.state})
+def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
-    # -- viewers ---------------------------------------------------------
+
+class _Reader:
+    """Queries shared by transactions and the store's plain reads."""
+
+    _conn: sqlite3.Connection
+
+    def _records(self, where: str = "", params: Iterable[Any] = (), kinds: Iterable[str] | None = None,
+                 order: str = "r.id") -> list[RunRecord]:
+        found: list[RunRecord] = []
+        for kind in (kinds if kinds is not None else RECORD_KINDS):
+            cls = record_class(kind)
+            detail = cls.detail_columns()
+            cols = _RUN_SELECT + "".join(f", d.{c}" for c in detail)
+            sql = (f"SELECT r.id, {cols} FROM runs r JOIN {cls.DETAIL_TABLE} d ON d.run_id = r.id"
+                   f" WHERE r.kind = ?{' AND ' + where if where else ''} ORDER BY {order}")
+            for row in self._conn.execute(sql, (kind, *params)):
+                found.append(_record_from_row(cls, row))
+        return found
+
+    def get_run(self, kind: str, key: str) -> RunRecord | None:
+        found = self._records("r.key = ?", (key,), kinds=(kind,))
+        return found[0] if found else None
+
+    def get_run_by_id(self, run_id: int) -> RunRecord | None:
+        row = self._conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None or row[0] not in RECORD_KINDS:
+            return None
+        found = self._records("r.id = ?", (run_id,), kinds=(row[0],))
+        return found[0] if found else None
+
     def get_viewer(self, projectid: str, viewer: str) -> ViewerRecord | None:
+        record = self.get_run(ViewerRecord.KIND, viewer_execrunid(projectid, viewer))
+        assert record is None or isinstance(record, ViewerRecord)
+        return record
+
+    def launch(self, run_id: int, epoch: int) -> LaunchEntry | None:
         row = self._conn.execute(
-            f"SELECT {', '.join(VIEWER_COLUMNS)} FROM viewers WHERE projectid=? AND viewer=?",
-            (projectid, viewer),
-        ).fetchone()
-        return record_from_row(row) if row else None
+            "SELECT epoch, launch_id, token, job_ref, submitted_at, created_at FROM launches"
+            " WHERE run_id = ? AND epoch = ?", (run_id, epoch)).fetchone()
+        return LaunchEntry(*row) if row else None
 
-    def get_viewer_by_execrunid(self, execrunid: str) -> ViewerRecord | None:
-        row = self._conn.execute(
-            f"SELECT {', '.join(VIEWER_COLUMNS)} FROM viewers WHERE execrunid=?", (execrunid,)
-        ).fetchone()
-        return record_from_row(row) if row else None
+    def launches(self, run_id: int) -> list[LaunchEntry]:
+        rows = self._conn.execute(
+            "SELECT epoch, launch_id, token, job_ref, submitted_at, created_at FROM launches"
+            " WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        return [LaunchEntry(*row) for row in rows]
 
-    def put_viewer(self, record: ViewerRecord) -> None:
-        record.updated_at = time.time()
-        placeholders = ", ".join("?" for _ in VIEWER_COLUMNS)
-        self._conn.execute(
-            f"INSERT OR REPLACE INTO viewers ({', '.join(VIEWER_COLUMNS)}) VALUES ({placeholders})",
-            record_to_row(record),
-        )
-
-    # -- outbox ----------------------------------------------------------
-    def enqueue(self, record: ViewerRecord, kind: str, payload: dict[str, Any] | None = None) -> int:
-        """Record a side effect to perform for ``record``'s current launch."""
-        cur = self._conn.execute(
-            "INSERT INTO outbox (projectid, viewer, epoch, kind, payload, attempts, next_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, 0, 0, ?)",
-            (record.projectid, record.viewer, record.epoch, kind, json.dumps(payload or {}), time.time()),
-        )
-        return int(cur.lastrowid or 0)
-
-    def has_pending(self, record: ViewerRecord, kind: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM outbox WHERE projectid=? AND viewer=? AND epoch=? AND kind=? AND done_at IS NULL",
-            (record.projectid, record.viewer, record.epoch, kind),
-        ).fetchone()
-        return row is not None
-
-    def complete(self, item_id: int) -> None:
-        self._conn.execute("UPDATE outbox SET done_at=? WHERE id=?", (time.time(), item_id))
-
-    def retry_later(self, item_id: int, error: str, next_at: float) -> None:
-        self._conn.execute(
-            "UPDATE outbox SET attempts=attempts+1, last_error=?, next_at=? WHERE id=?",
-            (error[:2000], next_at, item_id),
-        )
-
-    # -- history and results ---------------------------------------------
-    def append_history(self, record: ViewerRecord, source: str, detail: str = "") -> None:
-        self._conn.execute(
-            "INSERT INTO history (projectid, viewer, epoch, at, state, status, source, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.projectid, record.viewer, record.epoch, time.time(), record.state,
-             record.status, source, detail[:2000]),
-        )
-
-    def add_snapshot(self, record: ViewerRecord, path: str, checksum: str, platform: str, version: str) -> int:
-        """Record a saved viewer database handed over by ``vruntask finish``."""
-        cur = self._conn.execute(
-            "INSERT INTO snapshots (projectid, viewer, epoch, viewer_uuid, path, checksum, platform, version,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.projectid, record.viewer, record.epoch, record.viewer_uuid, path, checksum, platform,
-             version, time.time()),
-        )
-        return int(cur.lastrowid or 0)
-
-    def latest_snapshot(self, projectid: str, viewer: str) -> dict[str, Any] | None:
-        """The last viewer database recorded for this key, if any."""
+    def latest_snapshot(self, run_id: int) -> dict[str, Any] | None:
+        """The last viewer database recorded for this run, if any."""
         row = self._conn.execute(
             "SELECT id, epoch, viewer_uuid, path, checksum, platform, version FROM snapshots"
-            " WHERE projectid=? AND viewer=? ORDER BY id DESC LIMIT 1",
-            (projectid, viewer),
-        ).fetchone()
+            " WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
         keys = ("id", "epoch", "viewer_uuid", "path", "checksum", "platform", "version")
         return dict(zip(keys, row)) if row else None
 
+    def has_pending(self, record: RunRecord, effect: str) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM outbox WHERE run_id = ? AND epoch = ? AND effect = ? AND done_at IS NULL",
+            (record.id, record.epoch, effect)).fetchone()
+        return row is not None
+
+
+class Transaction(_Reader):
+    """The operations allowed inside one write transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, change_effects: ChangeEffects,
+                 clock: Any = time.time) -> None:
+        self._conn = conn
+        self._change_effects = change_effects
+        self._clock = clock
+
+    # -- the one place a state changes -----------------------------------
+    def transition(self, record: RunRecord, state: int, status: str, source: str, reason: str = "") -> None:
+        """Move ``record`` to ``state``: save it, its history row (old -> new, reason, source),
+        and the side effects every change of its kind needs, all in this transaction."""
+        from_state = record.state if record.id else None
+        record.state = int(state)
+        record.status = status
+        self.put_run(record)
+        self._history(record, from_state, source, reason or status)
+        for effect in self._change_effects.get(record.kind, ()):
+            self.enqueue(record, effect, {"state": record.state})
+
+    # -- runs ---------------------------------------------------------------
+    def put_run(self, record: RunRecord) -> None:
+        """Insert or update the run and its detail row (never its state's history: see transition)."""
+        record.updated_at = self._clock()
+        values = asdict(record)
+        run_values = [values[c] for c in RUN_COLUMNS if c != "id"]
+        names = [c for c in RUN_COLUMNS if c != "id"]
+        if not record.id:
+            cur = self._conn.execute(
+                f"INSERT INTO runs (kind, key, {', '.join(names)}) VALUES (?, ?, {', '.join('?' for _ in names)})",
+                (record.kind, record.key, *run_values))
+            record.id = int(cur.lastrowid or 0)
+        else:
+            self._conn.execute(f"UPDATE runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                               (*run_values, record.id))
+        detail = type(record).detail_columns()
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {record.DETAIL_TABLE} (run_id, {', '.join(detail)})"
+            f" VALUES (?, {', '.join('?' for _ in detail)})",
+            (record.id, *(values[c] for c in detail)))
+
+    def record_launch(self, record: RunRecord) -> None:
+        """Keep the current launch's id and token beside the run's earlier launches."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO launches (run_id, epoch, launch_id, token, job_ref, submitted_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.epoch, record.launch_id, record.token, record.job_ref, record.submitted_at,
+             self._clock()))
+
+    def set_job(self, record: RunRecord, job_ref: str, submitted_at: float) -> None:
+        """The scheduler took the current launch's job: remember its reference on both rows."""
+        record.job_ref = job_ref
+        record.submitted_at = submitted_at
+        record.attempts += 1
+        self.put_run(record)
+        self._conn.execute("UPDATE launches SET job_ref = ?, submitted_at = ? WHERE run_id = ? AND epoch = ?",
+                           (job_ref, submitted_at, record.id, record.epoch))
+
+    # -- outbox ---------------------------------------------------------------
+    def enqueue(self, record: RunRecord, effect: str, payload: dict[str, Any] | None = None) -> int:
+        """Record a side effect to perform for ``record``'s current launch."""
+        cur = self._conn.execute(
+            "INSERT INTO outbox (run_id, epoch, effect, payload, attempts, next_at, created_at)"
+            " VALUES (?, ?, ?, ?, 0, 0, ?)",
+            (record.id, record.epoch, effect, json.dumps(payload or {}), self._clock()))
+        return int(cur.lastrowid or 0)
+
+    def complete(self, item_id: int) -> None:
+        self._conn.execute("UPDATE outbox SET done_at = ? WHERE id = ?", (self._clock(), item_id))
+
+    def retry_later(self, item_id: int, error: str, next_at: float, count: bool = True) -> None:
+        """Try the item again at ``next_at``; ``count`` False for a wait that is not a failure."""
+        self._conn.execute(
+            f"UPDATE outbox SET attempts = attempts + {1 if count else 0}, last_error = ?, next_at = ? WHERE id = ?",
+            (error[:2000], next_at, item_id))
+
+    # -- history, snapshots, results -----------------------------------------
+    def _history(self, record: RunRecord, from_state: int | None, source: str, detail: str) -> None:
+        self._conn.execute(
+            "INSERT INTO history (run_id, epoch, at, from_state, state, status, source, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.epoch, self._clock(), from_state, record.state, record.status, source,
+             detail[:2000]))
+
+    def note(self, record: RunRecord, source: str, detail: str) -> None:
+        """A history line that is not a state change (a saved database, an upload's outcome)."""
+        self._history(record, record.state, source, detail)
+
+    def add_snapshot(self, record: RunRecord, epoch: int, viewer_uuid: str, path: str, checksum: str,
+                     platform: str, version: str) -> int:
+        """Record a saved viewer database handed over by ``vruntask finish`` of launch ``epoch``."""
+        cur = self._conn.execute(
+            "INSERT INTO snapshots (run_id, epoch, viewer_uuid, path, checksum, platform, version, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.id, epoch, viewer_uuid, path, checksum, platform, version, self._clock()))
+        return int(cur.lastrowid or 0)
+
+    def add_results(self, record: RunRecord, results: list[dict[str, Any]]) -> None:
+        """Keep the results a launch must upload; the daemon owns them from now on."""
+        for result in results:
+            self._conn.execute("INSERT INTO results (run_id, epoch, payload, created_at) VALUES (?, ?, ?, ?)",
+                               (record.id, record.epoch, json.dumps(result), self._clock()))
+
     def set_upload(self, result_id: int, **fields: Any) -> None:
         """Create or update the upload bookkeeping of one result (see agentmonitor.uploads)."""
-        row = self._conn.execute("SELECT 1 FROM uploads WHERE result_id=?", (result_id,)).fetchone()
-        fields["updated_at"] = time.time()
+        row = self._conn.execute("SELECT 1 FROM uploads WHERE result_id = ?", (result_id,)).fetchone()
+        fields["updated_at"] = self._clock()
         if "before_ids" in fields:
             fields["before_ids"] = json.dumps(fields["before_ids"])
         if row is None:
@@ -139,31 +237,30 @@ class Transaction:
             self._conn.execute(f"INSERT INTO uploads (result_id, {names}) VALUES (?, {', '.join('?' for _ in base)})",
                                (result_id, *base.values()))
         else:
-            sets = ", ".join(f"{name}=?" for name in fields)
-            self._conn.execute(f"UPDATE uploads SET {sets} WHERE result_id=?", (*fields.values(), result_id))
+            sets = ", ".join(f"{name} = ?" for name in fields)
+            self._conn.execute(f"UPDATE uploads SET {sets} WHERE result_id = ?", (*fields.values(), result_id))
         if fields.get("state") == "done":
-            self._conn.execute("UPDATE results SET uploaded_at=? WHERE id=?", (time.time(), result_id))
-
-    def add_results(self, record: ViewerRecord, results: list[dict[str, Any]]) -> None:
-        """Keep the results a launch must upload; the daemon owns them from now on."""
-        for result in results:
-            self._conn.execute(
-                "INSERT INTO results (projectid, viewer, epoch, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-                (record.projectid, record.viewer, record.epoch, json.dumps(result), time.time()),
-            )
+            self._conn.execute("UPDATE results SET uploaded_at = ? WHERE id = ?", (self._clock(), result_id))
 
 
-class Store:
+def _record_from_row(cls: type[RunRecord], row: Any) -> RunRecord:
+    names = ("id", *(c for c in RUN_COLUMNS if c != "id"), *cls.detail_columns())
+    return cls(**dict(zip(names, row)))
+
+
+class Store(_Reader):
     """Opens the registry file and hands out per-thread connections."""
 
-    def __init__(self, path: Path, change_effects: tuple[str, ...] = ()) -> None:
-        """``change_effects``: outbox kinds enqueued with every state change."""
+    def __init__(self, path: Path, change_effects: ChangeEffects | None = None, clock: Any = time.time) -> None:
+        """``change_effects``: run kind -> outbox effects enqueued with every state change."""
         self.path = Path(path)
-        self.change_effects = change_effects
+        self.change_effects: ChangeEffects = dict(change_effects or {})
+        self.clock = clock
         self._local = threading.local()
         self._init_schema()
 
-    def _connect(self) -> sqlite3.Connection:
+    @property
+    def _conn(self) -> sqlite3.Connection:  # type: ignore[override]
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
@@ -174,102 +271,125 @@ class Store:
         return conn
 
     def _init_schema(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
-        conn = self._connect()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RegistryError(f"{self.path}: the registry is not a regular file")
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+        conn = self._conn
         with self.transaction():
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            if row is None and conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'viewers'").fetchone():
+                row = ("1",)  # version 1 wrote its tables before its version row: trust the tables
+            found = int(row[0]) if row else SCHEMA_VERSION
+            try:
+                passed = migrate(conn, found, SCHEMA_VERSION)
+            except MigrationError as exc:
+                raise RegistryError(f"{self.path}: {exc}") from None
             for statement in SCHEMA:
                 conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path}: registry schema version {row[0]} is not {SCHEMA_VERSION}; "
-                    "this swampd cannot use it"
-                )
+            conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+        if passed:
+            log.info("%s: registry migrated from schema version %d to %d", self.path, found, SCHEMA_VERSION)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """A write transaction; committed on success, rolled back on error."""
-        conn = self._connect()
+        conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield Transaction(conn, self.change_effects)
+            yield Transaction(conn, self.change_effects, self.clock)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
     # -- reads outside a transaction --------------------------------------
-    def get_viewer(self, projectid: str, viewer: str) -> ViewerRecord | None:
-        return Transaction(self._connect()).get_viewer(projectid, viewer)
+    def list_runs(self, kind: str | None = None, states: Iterable[int] | None = None,
+                  projectid: str | None = None) -> list[RunRecord]:
+        where, params = [], []
+        if states is not None:
+            codes = [int(s) for s in states]
+            where.append(f"r.state IN ({', '.join('?' for _ in codes)})")
+            params += codes
+        if projectid is not None:
+            where.append("r.projectid = ?")
+            params.append(projectid)
+        return self._records(" AND ".join(where), params, kinds=(kind,) if kind else None,
+                             order="r.projectid, r.key")
 
     def list_viewers(self) -> list[ViewerRecord]:
-        rows = self._connect().execute(
-            f"SELECT {', '.join(VIEWER_COLUMNS)} FROM viewers ORDER BY projectid, viewer"
-        ).fetchall()
-        return [record_from_row(r) for r in rows]
+        return [r for r in self.list_runs(ViewerRecord.KIND) if isinstance(r, ViewerRecord)]
 
-    def list_keys_in_states(self, states: frozenset[int] | set[int]) -> list[tuple[str, str]]:
-        marks = ", ".join("?" for _ in states)
-        rows = self._connect().execute(
-            f"SELECT projectid, viewer FROM viewers WHERE state IN ({marks})", tuple(int(s) for s in states)
-        ).fetchall()
-        return [(r[0], r[1]) for r in rows]
-
-    def keys_of_launches(self, launch_ids: set[str], states: frozenset[int] | set[int]) -> list[tuple[str, str]]:
-        """Keys whose current launch is one of ``launch_ids`` and whose state is in ``states``."""
-        conn, ids, found = self._connect(), sorted(launch_ids), []
-        state_marks = ", ".join("?" for _ in states)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            rows = conn.execute(
-                f"SELECT projectid, viewer FROM viewers WHERE launch_id IN ({', '.join('?' for _ in chunk)})"
-                f" AND state IN ({state_marks})",
-                (*chunk, *(int(s) for s in states)),
-            ).fetchall()
-            found += [(r[0], r[1]) for r in rows]
+    def ids_in_states(self, states_by_kind: Mapping[str, Iterable[int]]) -> list[int]:
+        """Ids of runs whose state is in their kind's group."""
+        found: list[int] = []
+        for kind, states in states_by_kind.items():
+            codes = [int(s) for s in states]
+            rows = self._conn.execute(
+                f"SELECT id FROM runs WHERE kind = ? AND state IN ({', '.join('?' for _ in codes)})",
+                (kind, *codes)).fetchall()
+            found += [r[0] for r in rows]
         return found
 
-    def outbox_of(self, projectid: str, viewer: str) -> list[OutboxItem]:
-        """The key's pending outbox items, due or not, oldest first."""
-        rows = self._connect().execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE projectid=? AND viewer=? AND done_at IS NULL ORDER BY id",
-            (projectid, viewer),
-        ).fetchall()
+    def ids_of_launches(self, launch_ids: Iterable[str], states_by_kind: Mapping[str, Iterable[int]]) -> list[int]:
+        """Ids of runs whose current launch is one of ``launch_ids`` and whose state is in their kind's group."""
+        found: list[int] = []
+        ids = sorted(launch_ids)
+        for kind, states in states_by_kind.items():
+            codes = [int(s) for s in states]
+            for chunk in _chunks(ids):
+                rows = self._conn.execute(
+                    f"SELECT id FROM runs WHERE kind = ? AND launch_id IN ({', '.join('?' for _ in chunk)})"
+                    f" AND state IN ({', '.join('?' for _ in codes)})", (kind, *chunk, *codes)).fetchall()
+                found += [r[0] for r in rows]
+        return found
+
+    def tracked_jobs(self, states_by_kind: Mapping[str, Iterable[int]]) -> dict[str, str]:
+        """Launch id -> job ref of every submitted launch of a run in its kind's group."""
+        out: dict[str, str] = {}
+        for kind, states in states_by_kind.items():
+            codes = [int(s) for s in states]
+            rows = self._conn.execute(
+                f"SELECT launch_id, job_ref FROM runs WHERE kind = ? AND job_ref != ''"
+                f" AND state IN ({', '.join('?' for _ in codes)})", (kind, *codes)).fetchall()
+            out.update({lid: ref for lid, ref in rows})
+        return out
+
+    def outbox_of(self, run_id: int) -> list[OutboxItem]:
+        """The run's pending outbox items, due or not, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE run_id = ? AND done_at IS NULL ORDER BY id",
+            (run_id,)).fetchall()
         return [OutboxItem.from_row(r) for r in rows]
 
     def pending_outbox(self) -> list[OutboxItem]:
-        rows = self._connect().execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE done_at IS NULL ORDER BY id"
-        ).fetchall()
+        rows = self._conn.execute(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE done_at IS NULL ORDER BY id").fetchall()
         return [OutboxItem.from_row(r) for r in rows]
 
-    def history(self, projectid: str, viewer: str, limit: int = 100) -> list[HistoryEntry]:
-        rows = self._connect().execute(
-            "SELECT at, epoch, state, status, source FROM history WHERE projectid=? AND viewer=?"
-            " ORDER BY id DESC LIMIT ?",
-            (projectid, viewer, limit),
-        ).fetchall()
+    def history(self, run_id: int, limit: int = 100) -> list[HistoryEntry]:
+        rows = self._conn.execute(
+            "SELECT at, epoch, from_state, state, status, source, detail FROM history WHERE run_id = ?"
+            " ORDER BY id DESC LIMIT ?", (run_id, limit)).fetchall()
         return [HistoryEntry(*r) for r in reversed(rows)]
 
-    def results(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
-        rows = self._connect().execute(
-            "SELECT epoch, payload FROM results WHERE projectid=? AND viewer=? ORDER BY id",
-            (projectid, viewer),
-        ).fetchall()
+    def results(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT epoch, payload FROM results WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
         return [{"epoch": epoch, **json.loads(payload)} for epoch, payload in rows]
 
-    def uploads(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
-        """Every result of this key with its upload bookkeeping (state 'pending' when none yet)."""
-        rows = self._connect().execute(
+    def uploads(self, run_id: int) -> list[dict[str, Any]]:
+        """Every result of this run with its upload bookkeeping (state 'pending' when none yet)."""
+        rows = self._conn.execute(
             "SELECT r.id, r.epoch, r.payload, u.state, u.fingerprint, u.epoch, u.attempt, u.project_id,"
             " u.before_ids, u.analysis_id, u.job_id, u.detail FROM results r"
-            " LEFT JOIN uploads u ON u.result_id = r.id WHERE r.projectid=? AND r.viewer=? ORDER BY r.id",
-            (projectid, viewer),
-        ).fetchall()
+            " LEFT JOIN uploads u ON u.result_id = r.id WHERE r.run_id = ? ORDER BY r.id",
+            (run_id,)).fetchall()
         out = []
         for (rid, epoch, payload, state, fingerprint, up_epoch, attempt, project_id, before_ids, analysis_id,
              job_id, detail) in rows:
@@ -282,12 +402,10 @@ class Store:
             })
         return out
 
-    def snapshots(self, projectid: str, viewer: str) -> list[dict[str, Any]]:
-        rows = self._connect().execute(
+    def snapshots(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
             "SELECT id, epoch, viewer_uuid, path, checksum, platform, version, created_at FROM snapshots"
-            " WHERE projectid=? AND viewer=? ORDER BY id",
-            (projectid, viewer),
-        ).fetchall()
+            " WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
         keys = ("id", "epoch", "viewer_uuid", "path", "checksum", "platform", "version", "created_at")
         return [dict(zip(keys, r)) for r in rows]
 

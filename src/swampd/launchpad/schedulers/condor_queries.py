@@ -13,11 +13,13 @@ from swampd.launchpad.submit_description import EPOCH_ATTR, KEY_ATTR, LAUNCH_ATT
 
 #: HTCondor's JobStatus codes.
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING_OUTPUT, SUSPENDED = 1, 2, 3, 4, 5, 6, 7
+#: Statuses in which a starter runs the job (a remove then has it vacate first).
+RUNNING_STATUSES = frozenset({RUNNING, TRANSFERRING_OUTPUT, SUSPENDED})
 #: The attributes observation reads, and nothing more (the projection).
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "EnteredCurrentStatus", "QDate", "JobCurrentStartDate",
     "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "RemoveReason", "ExitCode",
-    "RemoteHost", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
+    "RemoteHost", "NumJobStarts", "LastVacateTime", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
 ]
 #: Every swampd job, and only those.
 ALL_JOBS = f"{KEY_ATTR} =!= undefined && {LAUNCH_ATTR} =!= undefined"
@@ -58,32 +60,43 @@ def ad_get(ad: Any, name: str, default: Any = None) -> Any:
 
 def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
     """What one job ad (queue or history) says, in the scheduler protocol's terms."""
-    launch_id = str(ad_get(ad, LAUNCH_ATTR, ""))
+    common: dict[str, Any] = {
+        "launch_id": str(ad_get(ad, LAUNCH_ATTR, "")),
+        "key": str(ad_get(ad, KEY_ATTR, "")),
+        "starts": _number(ad_get(ad, "NumJobStarts"), 0),
+        "last_vacate": float(_number(ad_get(ad, "LastVacateTime"), 0)),
+    }
     status = int(ad_get(ad, "JobStatus", 0))
     if status == HELD:
         code = ad_get(ad, "HoldReasonCode")
-        return JobObservation(launch_id, JobStatus.HELD, reason=str(ad_get(ad, "HoldReason", "held")),
-                              hold_code=int(code) if code is not None else None)
+        return JobObservation(status=JobStatus.HELD, reason=str(ad_get(ad, "HoldReason", "held")),
+                              hold_code=int(code) if code is not None else None, **common)
     if status == COMPLETED:
         exit_code = ad_get(ad, "ExitCode")
         exit_code = int(exit_code) if isinstance(exit_code, (int, float)) else None
-        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code,
-                              f"job completed with exit code {exit_code}")
+        return JobObservation(status=JobStatus.COMPLETED, exit_code=exit_code,
+                              reason=f"job completed with exit code {exit_code}", **common)
     if status == REMOVED:
         reason = str(ad_get(ad, "RemoveReason", "removed"))
         if from_history:
-            return JobObservation(launch_id, JobStatus.REMOVED, reason=reason)
-        # Still in the queue: removal asked for, the job may still be shutting down.
+            return JobObservation(status=JobStatus.REMOVED, reason=reason, **common)
+        # Still in the queue: removal asked for, the job is shutting down (up to job_max_vacate_time).
         started = ad_get(ad, "JobCurrentStartDate") is not None
-        return JobObservation(launch_id, JobStatus.RUNNING if started else JobStatus.IDLE,
-                              reason=f"being removed: {reason}")
-    if status in (RUNNING, TRANSFERRING_OUTPUT, SUSPENDED):
-        return JobObservation(launch_id, JobStatus.RUNNING, reason=str(ad_get(ad, "RemoteHost", "")))
+        return JobObservation(status=JobStatus.RUNNING if started else JobStatus.IDLE,
+                              reason=f"being removed: {reason}", leaving=True,
+                              leaving_since=float(_number(ad_get(ad, "EnteredCurrentStatus"), 0)), **common)
+    if status in RUNNING_STATUSES:
+        return JobObservation(status=JobStatus.RUNNING, reason=str(ad_get(ad, "RemoteHost", "")), **common)
     if status == IDLE:
-        return JobObservation(launch_id, JobStatus.IDLE)
+        return JobObservation(status=JobStatus.IDLE, **common)
     if from_history:
-        return JobObservation(launch_id, JobStatus.COMPLETED, reason=f"left the queue with JobStatus {status}")
-    return JobObservation(launch_id, JobStatus.IDLE, reason=f"JobStatus {status}")
+        return JobObservation(status=JobStatus.COMPLETED, reason=f"left the queue with JobStatus {status}",
+                              **common)
+    return JobObservation(status=JobStatus.IDLE, reason=f"JobStatus {status}", **common)
+
+
+def _number(value: Any, default: float) -> Any:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
 def ref_order(ad: Any) -> tuple[int, int]:

@@ -9,15 +9,17 @@ The only module that talks to a schedd.  It never shells out to
   its key and launch id (``SwampdKey``, ``SwampdLaunchId``) and, before
   submitting, the queue and then the history are asked for that launch.  A
   job found is adopted, so a crash between submit and the record being
-  written costs nothing on the next attempt.  Jobs of older launches of the
-  same key are removed on the way.
+  written costs nothing on the next attempt.  A job of an earlier launch of
+  the same key still in the queue is removed and the submit waits
+  (``EarlierJobAlive``) until it has left: one job per run at a time.
 * Observation is one bulk ``Schedd.query`` per resync for every swampd job,
   with a projection, plus at most one ``Schedd.history`` call for tracked
   jobs that left the queue.  Any exception or timeout raises
   ``SchedulerUnavailable``: what we knew is stale, never gone.
 * Remove passes its reason as ``(text, code)``: the bindings drop a plain
-  string reason.  A job that is still leaving the queue ``remove_grace``
-  seconds after it was removed is forced out (``RemoveX``).
+  string reason.  A removed job keeps running while it vacates (up to
+  ``job_max_vacate_time``); the reconciler asks again, by force
+  (``RemoveX``), only once ``leave_time`` has passed.
 """
 from __future__ import annotations
 
@@ -29,21 +31,22 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from swampd.config import HTCondorConfig, ViewerConfig
-from swampd.bog import BogError, read_bog
+from swampd.config import HTCondorConfig
 from swampd.launchpad.jobs import (
+    EarlierJobAlive,
+    JobDescription,
     JobObservation,
-    JobSpec,
+    JobStatus,
     SchedulerError,
     SchedulerUnavailable,
 )
-from swampd.jobdir import TOKEN_FILE, bog_file_name
 from swampd.launchpad.schedulers.condor_connect import LazySchedd, make_collector, make_schedd
 from swampd.launchpad.schedulers.condor_queries import (
     ALL_JOBS,
     PROJECTION,
     REF_RE,
     REMOVED,
+    RUNNING_STATUSES,
     ad_get,
     job_ref,
     key_constraint,
@@ -53,13 +56,10 @@ from swampd.launchpad.schedulers.condor_queries import (
     refs_constraint,
 )
 from swampd.launchpad.submit_description import (
-    DEFAULT_UNIVERSE,
-    EPOCH_ATTR,
     KEY_ATTR,
     LAUNCH_ATTR,
     VM_DISKS,
     SubmitDescriptionError,
-    ViewerJob,
     build_submit,
     classad_string,
 )
@@ -79,19 +79,18 @@ __all__ = ["HTCondorScheduler", "LazySchedd", "make_collector", "make_schedd", "
 
 
 class HTCondorScheduler:
-    """Runs viewer jobs on HTCondor; ``schedd`` is an ``htcondor2.Schedd`` or the test double."""
+    """Runs swampd's jobs on HTCondor; ``schedd`` is an ``htcondor2.Schedd`` or the test double."""
 
     kind = "htcondor"
     platforms = frozenset({"vm", "docker", "process"})
 
-    def __init__(self, schedd: Any, condor: HTCondorConfig, viewers: Mapping[str, ViewerConfig],
-                 jobs_root: Path, tracked: Callable[[], Mapping[str, str]] | None = None,
+    def __init__(self, schedd: Any, condor: HTCondorConfig, jobs_root: Path,
+                 tracked: Callable[[], Mapping[str, str]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         """``tracked`` returns launch id -> job ref of the launches swampd still follows, so
         that jobs which left the queue while nobody looked are found in the history."""
         self.schedd = schedd
         self.condor = condor
-        self.viewers = viewers
         self.jobs_root = Path(jobs_root)
         self.tracked = tracked
         self.clock = clock
@@ -143,28 +142,27 @@ class HTCondorScheduler:
         return box["value"]
 
     # -- submit ---------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> str:
-        """Adopt the launch's job if the schedd has it (queue or history), else submit it."""
-        key = spec.attributes.get(KEY_ATTR, spec.execrunid)
-        job = self._viewer_job(spec)
-        queued = self._call("query", self.schedd.query, constraint=key_constraint(key), projection=PROJECTION)
-        mine = sorted((ad for ad in queued if ad_get(ad, LAUNCH_ATTR) == spec.launch_id), key=ref_order)
-        self._remove_older_launches(queued, spec)
+    def submit(self, job: JobDescription) -> str:
+        """Adopt the launch's job if the schedd has it (queue or history), else submit it
+        once no job of an earlier launch of the run is left in the queue."""
+        queued = self._call("query", self.schedd.query, constraint=key_constraint(job.key), projection=PROJECTION)
+        mine = sorted((ad for ad in queued if ad_get(ad, LAUNCH_ATTR) == job.launch_id), key=ref_order)
         if mine:
             ref = job_ref(mine[0])
             for extra in mine[1:]:
-                log.warning("launch %s has a second job %s; removing it", spec.launch_id, job_ref(extra))
+                log.warning("launch %s has a second job %s; removing it", job.launch_id, job_ref(extra))
                 self._act("Remove", job_ref(extra), "swampd: duplicate job of one launch")
-            log.info("adopting job %s of launch %s", ref, spec.launch_id)
-            self._remember(spec.launch_id, ref)
+            log.info("adopting job %s of launch %s", ref, job.launch_id)
+            self._remember(job.launch_id, ref)
             return ref
-        ended = self._call("history", self.schedd.history, constraint=launch_constraint(spec.launch_id, key),
+        self._wait_for_earlier_launches(queued, job)
+        ended = self._call("history", self.schedd.history, constraint=launch_constraint(job.launch_id, job.key),
                            projection=PROJECTION, match=1)
         if ended:
             ref = job_ref(ended[0])
-            log.info("launch %s already ran as job %s (in the history); adopting it", spec.launch_id, ref)
-            self._finish(spec.launch_id, observation_from_ad(ended[0], from_history=True))
-            self._remember(spec.launch_id, ref)
+            log.info("launch %s already ran as job %s (in the history); adopting it", job.launch_id, ref)
+            self._finish(job.launch_id, observation_from_ad(ended[0], from_history=True))
+            self._remember(job.launch_id, ref)
             return ref
         try:
             description = build_submit(job, self.condor)
@@ -172,7 +170,7 @@ class HTCondorScheduler:
             raise SchedulerError(str(exc)) from None
         if job.universe == "vm":
             for disk in VM_DISKS:  # SWAMP's placeholders; vruntask prepare makes the real disks
-                (spec.job_dir / disk).touch(mode=0o600, exist_ok=True)
+                (job.job_dir / disk).touch(mode=0o600, exist_ok=True)
         submit = _make_submit(description)
         try:
             result = self._call("submit", self.schedd.submit, submit, count=1)
@@ -182,52 +180,20 @@ class HTCondorScheduler:
                 raise SchedulerError(f"the schedd refused the job: {cause}") from None
             raise
         ref = f"{int(result.cluster())}.{int(result.first_proc())}"
-        log.info("submitted launch %s of %s as job %s (%s universe)", spec.launch_id, spec.execrunid, ref,
-                 job.universe)
-        self._remember(spec.launch_id, ref)
+        log.info("submitted launch %s of %s as job %s (%s universe)", job.launch_id, job.key, ref, job.universe)
+        self._remember(job.launch_id, ref)
         return ref
 
-    def _viewer_job(self, spec: JobSpec) -> ViewerJob:
-        bog_name = bog_file_name(spec.execrunid)
-        try:
-            bog = read_bog(spec.job_dir / bog_name)
-        except BogError as exc:
-            raise SchedulerError(str(exc)) from None
-        viewer_name = bog.get("viewer", "")
-        viewer = self.viewers.get(viewer_name)
-        if viewer is None:
-            raise SchedulerError(f"viewer {viewer_name!r} of {spec.execrunid} is not configured")
-        attrs = spec.attributes
-        return ViewerJob(
-            execrunid=spec.execrunid,
-            launch_id=spec.launch_id,
-            epoch=int(attrs.get(EPOCH_ATTR, bog.get("swampd_epoch", "0")) or 0),
-            projectid=attrs.get("SWAMP_projectid", bog.get("projectid", "")),
-            userid=attrs.get("SWAMP_userid", bog.get("userid", "")),
-            viewer_uuid=attrs.get("SWAMP_viewerinstanceid", bog.get("viewer_uuid", "")),
-            viewer=viewer.name,
-            universe=viewer.universe or DEFAULT_UNIVERSE[viewer.platform],
-            job_dir=str(spec.job_dir),
-            bog_file=bog_name,
-            token_file=TOKEN_FILE,
-            memory_mb=viewer.memory,
-            cpus=viewer.cpus,
-            image=viewer.image or bog.get("platform_image", ""),
-            max_lifetime=viewer.max_lifetime,
-            ready_timeout=viewer.ready_timeout,
-        )
-
-    def _remove_older_launches(self, queued: list[Any], spec: JobSpec) -> None:
-        """Jobs of earlier launches of this key are left over from a failed remove: end them."""
-        epoch = int(spec.attributes.get(EPOCH_ATTR, "0") or 0)
-        for ad in queued:
-            other_epoch = ad_get(ad, EPOCH_ATTR)
-            if ad_get(ad, LAUNCH_ATTR) == spec.launch_id or not isinstance(other_epoch, int):
-                continue
-            if other_epoch < epoch and int(ad_get(ad, "JobStatus", 0)) != REMOVED:
-                log.warning("removing job %s of an earlier launch (epoch %d) of %s", job_ref(ad), other_epoch,
-                            spec.execrunid)
-                self._act("Remove", job_ref(ad), f"swampd: superseded by launch {epoch}")
+    def _wait_for_earlier_launches(self, queued: list[Any], job: JobDescription) -> None:
+        """A job of another launch of this run still in the queue: ask it to go (once) and wait."""
+        others = [ad for ad in queued if ad_get(ad, LAUNCH_ATTR) != job.launch_id]
+        for ad in others:
+            if int(ad_get(ad, "JobStatus", 0)) != REMOVED:
+                log.warning("removing job %s of an earlier launch of %s", job_ref(ad), job.key)
+                self._act("Remove", job_ref(ad), f"swampd: superseded by launch {job.epoch}")
+        if others:
+            refs = ", ".join(job_ref(ad) for ad in others)
+            raise EarlierJobAlive(f"job {refs} of an earlier launch of {job.key} is still leaving the queue")
 
     def _remember(self, launch_id: str, ref: str) -> None:
         with self._lock:
@@ -243,6 +209,7 @@ class HTCondorScheduler:
     # -- observe --------------------------------------------------------------
     def observe(self) -> dict[str, JobObservation]:
         """One bulk query for every swampd job, and one history call for tracked jobs that left."""
+        now = self.clock()
         ads = self._call("query", self.schedd.query, constraint=ALL_JOBS, projection=PROJECTION)
         seen: dict[str, JobObservation] = {}
         refs: dict[str, str] = {}
@@ -276,21 +243,41 @@ class HTCondorScheduler:
         return seen
 
     # -- remove ---------------------------------------------------------------
-    def remove(self, launch_id: str, reason: str) -> None:
-        """Ask the job to go (graceful, up to job_max_vacate_time); force it once the grace is over."""
+    def remove(self, launch_id: str, reason: str, force: bool = False) -> JobObservation | None:
+        """Ask the launch's job to go: ``Remove`` (graceful, up to job_max_vacate_time), or with
+        ``force`` also ``RemoveX`` for a job still leaving.  Returns the job as it is right after."""
         ads = self._call("query", self.schedd.query, constraint=f"{LAUNCH_ATTR} == {classad_string(launch_id)}",
                          projection=PROJECTION)
         now = self.clock()
+        left: JobObservation | None = None
         for ad in ads:
             ref = job_ref(ad)
-            if int(ad_get(ad, "JobStatus", 0)) == REMOVED:
-                since = float(ad_get(ad, "EnteredCurrentStatus", now))
-                if now - since > self.condor.remove_grace:
-                    log.warning("job %s still leaving %.0fs after its removal; forcing it out", ref, now - since)
-                    self._act("RemoveX", ref, f"{reason} (forced after {self.condor.remove_grace:g}s)")
+            removed = int(ad_get(ad, "JobStatus", 0)) == REMOVED
+            if not removed:
+                self._act("Remove", ref, reason)
+                log.info("removed job %s of launch %s: %s", ref, launch_id, reason)
+            if force:
+                self._act("RemoveX", ref, f"{reason} (forced after {self.leave_time():g}s)")
+                log.warning("job %s of launch %s forced out of the queue", ref, launch_id)
+                # The next observation says whether it left; until then it counts as
+                # leaving since now, so it is not forced again at once.
+                left = JobObservation(launch_id, JobStatus.RUNNING, reason=f"forced out: {reason}",
+                                      key=str(ad_get(ad, KEY_ATTR, "")), leaving=True, leaving_since=now)
                 continue
-            self._act("Remove", ref, reason)
-            log.info("removed job %s of launch %s: %s", ref, launch_id, reason)
+            if not removed and int(ad_get(ad, "JobStatus", 0)) not in RUNNING_STATUSES:
+                # Nothing runs it, so nothing has to shut down: the schedd lets it go at once.
+                left = JobObservation(launch_id, JobStatus.REMOVED, reason=reason, key=str(ad_get(ad, KEY_ATTR, "")))
+                continue
+            since = float(ad_get(ad, "EnteredCurrentStatus", now)) if removed else now
+            started = ad_get(ad, "JobCurrentStartDate") is not None
+            left = JobObservation(launch_id, JobStatus.RUNNING if started else JobStatus.IDLE,
+                                  reason=f"being removed: {reason}", key=str(ad_get(ad, KEY_ATTR, "")),
+                                  leaving=True, leaving_since=since)
+        return left
+
+    def leave_time(self) -> float:
+        """A removed job vacates for up to job_max_vacate_time; it is forced out after remove_grace."""
+        return float(self.condor.remove_grace)
 
     def _act(self, action: str, ref: str, reason: str) -> None:
         import htcondor2  # the bindings' enum, whichever schedd object we talk to

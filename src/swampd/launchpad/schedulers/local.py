@@ -26,8 +26,8 @@ from pathlib import Path
 from swampd.failpoints import failpoint
 from swampd.jobdir import EXIT_FILE, LOCK_FD_ENV, LOCK_FILE, LOG_FILE, REMOVED_FILE, SPAWNED_FILE, read_exit_status
 from swampd.launchpad.jobs import (
+    JobDescription,
     JobObservation,
-    JobSpec,
     JobStatus,
     SchedulerError,
     SchedulerUnavailable,
@@ -51,10 +51,13 @@ class LocalScheduler:
         # holds the job lock for an instant, which a concurrent submit would
         # otherwise mistake for a running job.
         self._probe = threading.Lock()
+        # Children started by this process, reaped so they leave no zombies;
+        # shared by the reconciler's workers and the resync thread.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._children_lock = threading.Lock()
 
     # -- submit --------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> str:
+    def submit(self, spec: JobDescription) -> str:
         job_dir = spec.job_dir
         job_dir.mkdir(parents=True, exist_ok=True)
         with self._probe:
@@ -88,7 +91,8 @@ class LocalScheduler:
                         )
                     except OSError as exc:
                         raise SchedulerError(f"cannot start {spec.argv[0]}: {exc.strerror}") from None
-                self._children[spec.launch_id] = proc
+                with self._children_lock:
+                    self._children[spec.launch_id] = proc
                 _write_json(job_dir / SPAWNED_FILE, {"pid": proc.pid, "pgid": proc.pid, "at": time.time()})
                 failpoint("local.after_spawn")
             finally:
@@ -112,11 +116,17 @@ class LocalScheduler:
 
     def _observe_one(self, job_dir: Path) -> JobObservation | None:
         launch_id = job_dir.name
+        removed = job_dir / REMOVED_FILE
         if self._alive(job_dir):
-            return JobObservation(launch_id, JobStatus.RUNNING)
+            try:
+                since = removed.stat().st_mtime
+            except FileNotFoundError:
+                return JobObservation(launch_id, JobStatus.RUNNING)
+            return JobObservation(launch_id, JobStatus.RUNNING, reason="being removed", leaving=True,
+                                  leaving_since=since)
         if not (job_dir / SPAWNED_FILE).exists():
             return None
-        if (job_dir / REMOVED_FILE).exists():
+        if removed.exists():
             return JobObservation(launch_id, JobStatus.REMOVED, reason="removed by swampd")
         exit_code = read_exit_status(job_dir)
         if exit_code is None:
@@ -142,28 +152,36 @@ class LocalScheduler:
             os.close(fd)
 
     def _reap(self) -> None:
-        for launch_id, proc in list(self._children.items()):
-            if proc.poll() is not None:
-                del self._children[launch_id]
+        with self._children_lock:
+            for launch_id, proc in list(self._children.items()):
+                if proc.poll() is not None:
+                    del self._children[launch_id]
 
     # -- remove --------------------------------------------------------------
-    def remove(self, launch_id: str, reason: str) -> None:
+    def remove(self, launch_id: str, reason: str, force: bool = False) -> JobObservation | None:
+        """TERM the job's process group, KILL it after ``stop_grace`` (at once with ``force``);
+        returns once it is gone, with what it looks like then."""
         job_dir = self.jobs_root / launch_id
         if not job_dir.exists():
-            return
+            return None
         (job_dir / REMOVED_FILE).write_text(reason + "\n", encoding="utf-8")
-        if not self._alive(job_dir):
-            return
-        pgid = _read_pgid(job_dir)
-        if pgid is None:
-            raise SchedulerError(f"job {launch_id} is running but its process group is not recorded")
-        self._signal_group(pgid, signal.SIGTERM)
-        if self._wait_gone(job_dir, self.stop_grace):
-            return
-        log.warning("job %s still running %.0fs after TERM; killing it", launch_id, self.stop_grace)
-        self._signal_group(pgid, signal.SIGKILL)
-        if not self._wait_gone(job_dir, 5.0):
-            raise SchedulerError(f"job {launch_id} is still running after KILL")
+        if self._alive(job_dir):
+            pgid = _read_pgid(job_dir)
+            if pgid is None:
+                raise SchedulerError(f"job {launch_id} is running but its process group is not recorded")
+            if not force:
+                self._signal_group(pgid, signal.SIGTERM)
+            if force or not self._wait_gone(job_dir, self.stop_grace):
+                if not force:
+                    log.warning("job %s still running %.0fs after TERM; killing it", launch_id, self.stop_grace)
+                self._signal_group(pgid, signal.SIGKILL)
+                if not self._wait_gone(job_dir, 5.0):
+                    raise SchedulerError(f"job {launch_id} is still running after KILL")
+        return self._observe_one(job_dir)
+
+    def leave_time(self) -> float:
+        """TERM, ``stop_grace`` seconds, then KILL and a few seconds for the kernel."""
+        return self.stop_grace + 5.0
 
     def _wait_gone(self, job_dir: Path, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

@@ -1,39 +1,24 @@
-"""What the reconciler does next for one viewer: a pure decision.
+"""The viewer's lifecycle: what the reconciler does next for one viewer (pure).
 
 Given the record's state and times, what the scheduler last said about the
 job, and the clock, ``next_step`` returns the one step to take (a new state
 with its reason, and whether the job must go), or None.  It does no I/O so
-every rule is tested directly.  Two principles shape it:
-
-* Unknown is not gone: when the scheduler did not answer (``JobView.UNKNOWN``)
-  no rule that depends on the job fires.  Deadlines run on our own clock and
-  still apply.
-* Every launch ends: LAUNCHING has a ready deadline, READY has idle and
-  lifetime limits, and going down has a stop deadline.
+every rule is tested directly.  Every launch ends: LAUNCHING has a ready
+deadline, READY has idle and lifetime limits, and going down has a stop
+deadline, which is the time the scheduler gives a removed job to leave plus
+a margin (a vm job on HTCondor may take ``job_max_vacate_time`` to shut
+down and save its database; a local process a few seconds).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from typing import Any
 
-from swampd.states import ENDED, ViewerState
+from swampd.lifecycle.base import ALIVE, GONE, JobFacts, JobView, Step, removal
+from swampd.states import ACTIVE, ENDED, GOING_DOWN, MAY_LAUNCH_FROM, ViewerState, state_name
 
-
-class JobView(str, Enum):
-    """The scheduler's answer about one launch's job, reduced to what matters here."""
-
-    UNKNOWN = "unknown"      # the scheduler did not answer
-    NOT_SUBMITTED = "not_submitted"
-    MISSING = "missing"      # submitted, but the scheduler has no trace of it
-    PENDING = "pending"      # queued, not running yet
-    RUNNING = "running"
-    HELD = "held"
-    FINISHED = "finished"    # completed cleanly, or removed
-    FAILED = "failed"        # ended with a non-zero status, or killed without one
-
-
-ALIVE = frozenset({JobView.PENDING, JobView.RUNNING, JobView.HELD})
-GONE = frozenset({JobView.MISSING, JobView.FINISHED, JobView.FAILED})
+#: Seconds a stop may take beyond the scheduler's own leave time before it is reported failed.
+STOP_MARGIN = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +27,8 @@ class Deadlines:
     idle_timeout: float
     max_lifetime: float
     stop_timeout: float
+    #: Seconds the scheduler gives a removed job to leave before it is forced out.
+    leave_time: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,15 +42,12 @@ class Facts:
     stop_requested_at: float
     job: JobView
     job_detail: str = ""
+    leaving: bool = False
+    leaving_since: float = 0.0
 
-
-@dataclass(frozen=True)
-class Step:
-    """One move: a new state and status (None keeps the state), and/or removing the job."""
-
-    state: ViewerState | None
-    status: str
-    remove_job: bool = False
+    @property
+    def job_facts(self) -> JobFacts:
+        return JobFacts(self.job, self.job_detail, self.leaving, self.leaving_since)
 
 
 def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool = True) -> Step | None:
@@ -114,8 +98,8 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool 
     if state is ViewerState.STOPPING:
         if job in GONE or job is JobView.NOT_SUBMITTED:
             return Step(ViewerState.SHUTDOWN, "Viewer shutdown completed")
-        if facts.stop_requested_at and now - facts.stop_requested_at > deadlines.stop_timeout and job in ALIVE:
-            return Step(None, "", remove_job=True)
+        if facts.leaving or (facts.stop_requested_at and now - facts.stop_requested_at > deadlines.stop_timeout):
+            return removal(facts.job_facts, now, deadlines.leave_time)
         return None
 
     if state is ViewerState.TERMINATING:
@@ -125,15 +109,58 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool 
             return Step(
                 ViewerState.TERMINATE_FAILED,
                 f"Terminate Failed: job still {job.value} {deadlines.stop_timeout:g}s after the stop",
-                remove_job=True,
+                remove_job=True, force=True,
             )
-        return None
+        return removal(facts.job_facts, now, deadlines.leave_time)
 
     if state is ViewerState.TERMINATE_FAILED and job in GONE:
         return Step(ViewerState.TERMINATED, "Terminated")
 
     if state in ENDED and job in ALIVE and (remove_held or job is not JobView.HELD):
         # An ended launch whose job still runs (a guest that ignored its end,
-        # or a remove that failed): keep asking for it to go.
-        return Step(None, "", remove_job=True)
+        # or a remove that failed): ask it to go, and again by force once its
+        # scheduler's leave time is over.
+        return removal(facts.job_facts, now, deadlines.leave_time)
     return None
+
+
+class ViewerLifecycle:
+    """The viewer kind behind the ``Lifecycle`` interface."""
+
+    kind = "vrun"
+    may_launch_from = frozenset(int(s) for s in MAY_LAUNCH_FROM)
+    ended = frozenset(int(s) for s in ENDED)
+    active = frozenset(int(s) for s in ACTIVE)
+    going_down = frozenset(int(s) for s in GOING_DOWN)
+    submittable = frozenset({int(ViewerState.LAUNCHING)})
+    failed = int(ViewerState.ERROR)
+
+    @staticmethod
+    def submitted_status(record: Any) -> str:
+        return "Waiting for the viewer machine"
+
+    @staticmethod
+    def state_name(code: int) -> str:
+        return state_name(code)
+
+    @staticmethod
+    def timing(record: Any, config: Any, leave_time: float) -> tuple[Deadlines, bool]:
+        """The viewer's deadlines (its ``[viewers.NAME]`` table), and whether held jobs are removed."""
+        viewer = config.viewers.get(record.viewer)
+        if viewer is None:  # a viewer taken out of the configuration: only our stop deadline applies
+            never = float("inf")
+            deadlines = Deadlines(never, never, never, leave_time + STOP_MARGIN, leave_time)
+        else:
+            deadlines = Deadlines(viewer.ready_timeout, viewer.idle_timeout, viewer.max_lifetime,
+                                  stop_timeout=leave_time + STOP_MARGIN, leave_time=leave_time)
+        return deadlines, config.htcondor.on_hold != "leave"
+
+    @staticmethod
+    def next_step(record: Any, job: JobFacts, now: float, timing: tuple[Deadlines, bool]) -> Step | None:
+        deadlines, remove_held = timing
+        facts = Facts(ViewerState(record.state), record.launched_at, record.ready_at, record.last_request_at,
+                      record.stop_requested_at, job.view, job.detail, job.leaving, job.leaving_since)
+        return next_step(facts, deadlines, now, remove_held)
+
+
+VIEWER = ViewerLifecycle()
