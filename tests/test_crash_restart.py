@@ -72,3 +72,28 @@ def test_history_survives_restart(daemon):
     daemon.start()
     states = [h["state_name"] for h in daemon.api.viewerHistory(*KEY)]
     assert states[0] == "LAUNCHING" and "READY" in states
+
+
+def test_kill9_between_spawn_and_its_record_leaves_a_job_that_can_still_be_stopped(make_daemon):
+    """The daemon dies after the job's process started and before its process group was
+    written down: after a restart the job is adopted by its lock, found by the processes
+    that hold the lock, and a stop ends it (TERMINATED, no process left, key relaunchable)."""
+    daemon = make_daemon(start=False)
+    daemon.start(extra_env={"SWAMPD_FAILPOINTS": "local.spawn_unrecorded"})
+    launch_ignoring_crash(daemon)
+    assert daemon.wait_exit(30) == -9, daemon.log()
+    [job_dir] = list(daemon.jobs_dir().iterdir())
+    assert not (job_dir / "spawned").exists()
+
+    daemon.start()
+    wait_for(lambda: ready(daemon), 60, what="READY after restart")
+    daemon.api.stopViewer(*KEY)
+    final = wait_for(lambda: (s := daemon.api.getViewer(*KEY))["state"] < 0 and s["state"] != -6 and s, 60,
+                     what="the stop to end")
+    assert final["state_name"] == "TERMINATED", final
+    from swampd.launchpad.schedulers.local import lock_holders
+
+    assert lock_holders(job_dir / "job.lock") == set()
+    again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    assert again["launched"] is True and again["epoch"] == 2
+    wait_for(lambda: ready(daemon), 60, what="the relaunch READY")

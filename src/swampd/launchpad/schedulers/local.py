@@ -91,6 +91,7 @@ class LocalScheduler:
                         )
                     except OSError as exc:
                         raise SchedulerError(f"cannot start {spec.argv[0]}: {exc.strerror}") from None
+                failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
                 with self._children_lock:
                     self._children[spec.launch_id] = proc
                 _write_json(job_dir / SPAWNED_FILE, {"pid": proc.pid, "pgid": proc.pid, "at": time.time()})
@@ -166,15 +167,15 @@ class LocalScheduler:
             return None
         (job_dir / REMOVED_FILE).write_text(reason + "\n", encoding="utf-8")
         if self._alive(job_dir):
-            pgid = _read_pgid(job_dir)
-            if pgid is None:
-                raise SchedulerError(f"job {launch_id} is running but its process group is not recorded")
+            groups = _job_groups(job_dir)
+            if not groups:
+                raise SchedulerError(f"job {launch_id} is running but none of its processes can be found")
             if not force:
-                self._signal_group(pgid, signal.SIGTERM)
+                self._signal_groups(groups, signal.SIGTERM)
             if force or not self._wait_gone(job_dir, self.stop_grace):
                 if not force:
                     log.warning("job %s still running %.0fs after TERM; killing it", launch_id, self.stop_grace)
-                self._signal_group(pgid, signal.SIGKILL)
+                self._signal_groups(_job_groups(job_dir) or groups, signal.SIGKILL)
                 if not self._wait_gone(job_dir, 5.0):
                     raise SchedulerError(f"job {launch_id} is still running after KILL")
         return self._observe_one(job_dir)
@@ -193,11 +194,12 @@ class LocalScheduler:
         return not self._alive(job_dir)
 
     @staticmethod
-    def _signal_group(pgid: int, sig: signal.Signals) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
+    def _signal_groups(groups: set[int], sig: signal.Signals) -> None:
+        for pgid in groups:
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                pass
 
     def forget(self, launch_id: str) -> None:
         job_dir = self.jobs_root / launch_id
@@ -216,3 +218,45 @@ def _read_pgid(job_dir: Path) -> int | None:
         return int(json.loads((job_dir / SPAWNED_FILE).read_text(encoding="utf-8"))["pgid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _job_groups(job_dir: Path) -> set[int]:
+    """The process groups of a job: the one recorded at spawn, else those of the processes
+    that hold its lock open (a daemon killed between spawn and record left no record)."""
+    pgid = _read_pgid(job_dir)
+    if pgid is not None:
+        return {pgid}
+    groups = set()
+    for pid in lock_holders(job_dir / LOCK_FILE):
+        try:
+            groups.add(os.getpgid(pid))
+        except ProcessLookupError:
+            continue
+    own = os.getpgrp()
+    return {g for g in groups if g != own}
+
+
+def lock_holders(lock: Path) -> set[int]:
+    """Pids of the processes that have ``lock`` open (from /proc; only processes we may inspect)."""
+    try:
+        target = os.stat(lock)
+    except OSError:
+        return set()
+    holders = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.scandir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        with fds:
+            for fd in fds:
+                try:
+                    st = os.stat(fd.path)
+                except OSError:
+                    continue
+                if st.st_ino == target.st_ino and st.st_dev == target.st_dev:
+                    holders.add(int(entry.name))
+                    break
+    return holders
