@@ -74,3 +74,31 @@ def test_url_from_config_file(daemon):
     out = launchviewer("--config", str(daemon.config), "--viewer_name", "CodeDX", "--project", "cfg", env={})
     assert (out.returncode, out.stdout) == (0, "SUCCESS\n"), out.stderr
     wait_for(lambda: daemon.api.getViewer("cfg", "CodeDX")["state"] == 2, 60, what="READY")
+
+
+def test_wait_viewer_answers_the_moment_the_viewer_is_ready(daemon):
+    """waitViewer blocks on the daemon's change feed: it returns READY with the URL, returns
+    at once for a launch that ended elsewhere, and times out with the current struct."""
+    import threading
+
+    api = daemon.api
+    assert api.waitViewer("never-launched", "CodeDX", "READY", 0.2)["state_name"] == "NO_RECORD"
+    api.launchViewer({"projectid": "wait-proj", "viewer": "CodeDX"})
+    got = {}
+
+    def waiter() -> None:
+        got["struct"] = daemon.rpc(timeout=120).agentMonitor.waitViewer("wait-proj", "CodeDX", "READY", 60)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    thread.join(90)
+    assert got["struct"]["state_name"] == "READY" and got["struct"]["url"].startswith("http://127.0.0.1:")
+    api.stopViewer("wait-proj", "CodeDX")
+    ended = api.waitViewer("wait-proj", "CodeDX", "READY", 60)  # cannot become READY: returns when it ends
+    assert ended["state_name"] == "TERMINATED"
+    assert api.waitViewer("wait-proj", "CodeDX", -7, 30)["state_name"] == "TERMINATED"  # already there
+    from support.daemon import fault_code
+
+    assert fault_code(lambda: api.waitViewer("wait-proj", "CodeDX", "SLEEPING", 1)) == 1
+    assert fault_code(lambda: api.waitViewer("wait-proj", "CodeDX", "READY", 10_000)) == 1
+    assert fault_code(lambda: api.waitViewer("wait-proj", "CodeDX", "READY", "soon")) == 1

@@ -17,6 +17,8 @@ from swampd.agentmonitor.service import LaunchRequest, Report, Snapshot, ViewerS
 LAUNCH_KEYS = {"projectid", "viewer", "userid", "viewer_uuid", "db_path", "db_checksum", "results",
                # sent by SWAMP's own launchviewer; carries nothing we use
                "resultsfolder"}
+#: The longest a waitViewer call may hold its connection.
+MAX_WAIT = 300.0
 SNAPSHOT_KEYS = {"execrunid", "epoch", "token", "path", "checksum", "platform", "version"}
 REPORT_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip"}
 
@@ -65,6 +67,18 @@ class AgentMonitorAPI:
     def listViewers(self) -> list[dict[str, Any]]:
         """listViewers() -> array of viewer structs."""
         return self.service.list()
+
+    def waitViewer(self, projectid: Any, viewer: Any, state: Any, timeout: Any) -> dict[str, Any]:
+        """waitViewer(projectid, viewer, state, timeout) -> struct.
+
+        Waits until the viewer is in ``state`` (a state name such as "READY",
+        or its code) and returns its struct, the moment the change is
+        committed.  Returns earlier when the launch ends in another state (it
+        cannot get there any more), and after ``timeout`` seconds (at most
+        300) with whatever the viewer is then.  Replaces polling getViewer.
+        """
+        key = self._key(projectid, viewer)
+        return self.service.wait(*key, v.viewer_state(state), v.seconds(timeout, "timeout", MAX_WAIT))
 
     def stopViewer(self, projectid: Any, viewer: Any) -> dict[str, Any]:
         """stopViewer(projectid, viewer) -> struct.  Idempotent; cancels a launch in progress."""

@@ -28,6 +28,7 @@ from swampd.lifecycle import groups
 from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.api import AgentMonitorAPI
+from swampd.agentmonitor.changes import ChangeFeed
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
 from swampd.agentmonitor.service import ViewerService
@@ -216,6 +217,9 @@ class Daemon:
             self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url, am.tls_ca)
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
+            self.changes = ChangeFeed()
+            self.store.on_commit = self.changes.publish
+            self.service.changes = self.changes
             register_database_effects(self.reconciler, self.service, self.store, config, self.state_dir)
             self.ad_refresher = register_ad_effects(self.reconciler, self.store, config)
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))

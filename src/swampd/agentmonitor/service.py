@@ -32,6 +32,7 @@ from swampd.states import (
     state_name,
 )
 from swampd.store import RunRecord, Store, Transaction, ViewerRecord
+from swampd.agentmonitor.changes import ChangeFeed
 from swampd.agentmonitor.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class ViewerService:
         self.snapshot_effects: tuple[str, ...] = ()
         #: Effects enqueued when a launch call brings results (upload, when configured).
         self.result_effects: tuple[str, ...] = ()
+        #: Wakes ``wait`` when a run's state changes (set by the daemon's wiring).
+        self.changes: ChangeFeed | None = None
 
     # -- launch ------------------------------------------------------------
     def launch(self, req: LaunchRequest) -> dict[str, Any]:
@@ -145,6 +148,25 @@ class ViewerService:
     def get(self, projectid: str, viewer: str) -> dict[str, Any]:
         record = self.store.get_viewer(projectid, viewer)
         return self.to_struct(record or ViewerRecord(projectid=projectid, viewer=viewer))
+
+    def wait(self, projectid: str, viewer: str, target: ViewerState, timeout: float) -> dict[str, Any]:
+        """The viewer once it is in ``target``, or once its launch has ended elsewhere (it cannot
+        get there any more without a new launch), or after ``timeout`` seconds, whichever is first.
+
+        Blocks on the change feed: the answer leaves the moment the state is committed.
+        """
+        def check() -> ViewerRecord | None:
+            record = self.store.get_viewer(projectid, viewer)
+            if record is None:
+                return None
+            state = record.viewer_state
+            return record if state is target or (state in ENDED and record.epoch) else None
+
+        record = self.store.get_viewer(projectid, viewer)
+        found = self.changes.wait_for(check, record.id if record is not None else None, timeout) \
+            if self.changes is not None else check()
+        return self.to_struct(found or self.store.get_viewer(projectid, viewer)
+                              or ViewerRecord(projectid=projectid, viewer=viewer))
 
     def list(self) -> list[dict[str, Any]]:
         return [self.to_struct(r) for r in self.store.list_viewers()]

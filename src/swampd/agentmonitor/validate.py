@@ -131,3 +131,27 @@ def vmip(value: Any) -> str:
     if address and VMIP_RE.fullmatch(address) is None:
         raise bad(f"vmip {preview(address)} is not host[:port]")
     return address
+
+
+def viewer_state(value: Any) -> Any:
+    """A viewer state, by SWAMP name ("READY") or code (2)."""
+    from swampd.states import ViewerState
+
+    if isinstance(value, str) and value.upper() in ViewerState.__members__:
+        return ViewerState[value.upper()]
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return ViewerState(value)
+        except ValueError:
+            pass
+    names = ", ".join(ViewerState.__members__)
+    raise bad(f"state {preview(str(value))} is not a viewer state ({names})")
+
+
+def seconds(value: Any, name: str, limit: float) -> float:
+    """A number of seconds between 0 and ``limit``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not 0 <= value <= limit:
+        raise bad(f"{name} must be between 0 and {limit:g} seconds")
+    return float(value)

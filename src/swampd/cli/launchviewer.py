@@ -142,6 +142,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _wait_ready(proxy: xmlrpc.client.ServerProxy, reply: dict[str, Any], seconds: float) -> int:
+    """Wait for READY with the daemon's long-poll (``waitViewer``): no polling, no sleeping."""
     deadline = time.monotonic() + seconds
     while True:
         if reply["state"] == READY and reply["url"]:
@@ -150,11 +151,12 @@ def _wait_ready(proxy: xmlrpc.client.ServerProxy, reply: dict[str, Any], seconds
         if reply["state"] != LAUNCHING:
             say(f"ERROR: viewer is {reply['state_name']}: {reply['status']}")
             return EXIT_ERROR
-        if time.monotonic() > deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             say(f"ERROR: viewer not ready within {seconds:g}s (last status: {reply['status']})")
             return EXIT_ERROR
-        time.sleep(0.25)
-        reply = proxy.agentMonitor.getViewer(reply["projectid"], reply["viewer"])
+        # In slices shorter than the connection's 30 s timeout.
+        reply = proxy.agentMonitor.waitViewer(reply["projectid"], reply["viewer"], "READY", min(left, 20.0))
 
 
 if __name__ == "__main__":

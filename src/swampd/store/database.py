@@ -126,6 +126,8 @@ class Transaction(_Reader):
         self._conn = conn
         self._change_effects = change_effects
         self._clock = clock
+        #: Runs whose state this transaction changed (announced after it commits).
+        self.changed: set[int] = set()
 
     # -- the one place a state changes -----------------------------------
     def transition(self, record: RunRecord, state: int, status: str, source: str, reason: str = "") -> None:
@@ -135,6 +137,7 @@ class Transaction(_Reader):
         record.state = int(state)
         record.status = status
         self.put_run(record)
+        self.changed.add(record.id)
         self._history(record, from_state, source, reason or status)
         for effect in self._change_effects.get(record.kind, ()):
             self.enqueue(record, effect, {"state": record.state})
@@ -256,6 +259,8 @@ class Store(_Reader):
         self.path = Path(path)
         self.change_effects: ChangeEffects = dict(change_effects or {})
         self.clock = clock
+        #: Called with the ids of the runs a committed transaction changed (the change feed).
+        self.on_commit: Any = None
         self._local = threading.local()
         self._init_schema()
 
@@ -301,12 +306,15 @@ class Store(_Reader):
         """A write transaction; committed on success, rolled back on error."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
+        tx = Transaction(conn, self.change_effects, self.clock)
         try:
-            yield Transaction(conn, self.change_effects, self.clock)
+            yield tx
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if tx.changed and self.on_commit is not None:
+            self.on_commit(tx.changed)
 
     # -- reads outside a transaction --------------------------------------
     def list_runs(self, kind: str | None = None, states: Iterable[int] | None = None,
