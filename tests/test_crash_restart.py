@@ -93,7 +93,8 @@ def test_kill9_between_spawn_and_its_record_leaves_a_job_that_can_still_be_stopp
     assert final["state_name"] == "TERMINATED", final
     from swampd.launchpad.schedulers.local import lock_holders
 
-    assert lock_holders(job_dir / "job.lock") == set()
+    # (the daemon itself opens the lock for an instant when it looks at the job)
+    assert lock_holders(job_dir / "job.lock") - {daemon.proc.pid} == set()
     again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
     assert again["launched"] is True and again["epoch"] == 2
     wait_for(lambda: ready(daemon), 60, what="the relaunch READY")

@@ -424,3 +424,31 @@ def test_the_daemon_wires_the_htcondor_scheduler_and_ads(tmp_path: Path, monkeyp
         daemon.server.server_close()
         daemon.store.close()
         daemon.lock.release()
+
+
+def test_a_resync_looks_only_at_runs_whose_job_changed_and_sweeps_every_so_often(world: World) -> None:
+    """An idle facility costs one query per resync, not one pass per run."""
+    from swampd.agentmonitor.reconciler import SWEEP_EVERY
+
+    refs = [launched(world, projectid=f"p{n}") for n in range(5)]
+    for ref in refs:
+        world.schedd.start(ref)
+    world.reconciler.resync(sweep=True)
+    drain(world)
+    world.reconciler.resync(sweep=False)
+    assert len(world.reconciler.queue) == 0  # nothing changed: nothing to look at
+    world.schedd.complete(refs[2], exit_code=0)
+    world.reconciler.resync(sweep=False)
+    assert len(world.reconciler.queue) == 1 and world.reconciler.queue.get() == world.record("p2").id
+    world.reconciler.queue.done(world.record("p2").id)
+    world.reconciler.resync(sweep=True)
+    assert len(world.reconciler.queue) == 5
+    assert SWEEP_EVERY > 1
+
+
+def drain(world: World) -> None:
+    while len(world.reconciler.queue):
+        run_id = world.reconciler.queue.get()
+        assert run_id is not None
+        world.reconciler.process(run_id)
+        world.reconciler.queue.done(run_id)

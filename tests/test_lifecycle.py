@@ -90,3 +90,16 @@ def test_ready_job_that_failed_is_error_not_shutdown():
 @pytest.mark.parametrize("state, final", [(S.STOPPING, S.SHUTDOWN), (S.TERMINATING, S.TERMINATED)])
 def test_a_failed_job_while_going_down_is_the_normal_end(state, final):
     assert next_step(facts(state, J.FAILED, stop=1), D, now=2).state is final
+
+
+def test_next_deadline_is_the_earliest_deadline_that_applies():
+    from swampd.lifecycle.viewer import next_deadline
+
+    d = Deadlines(ready_timeout=100, idle_timeout=50, max_lifetime=1000, stop_timeout=30, leave_time=20)
+    assert next_deadline(facts(S.LAUNCHING, launched=10), d) == 110
+    assert next_deadline(facts(S.READY, launched=0, ready=10, request=40), d) == 90
+    assert next_deadline(facts(S.READY, launched=0, ready=10, request=990), d) == 1000
+    assert next_deadline(facts(S.TERMINATING, stop=5), d) == 35
+    leaving = Facts(S.TERMINATING, 0, 0, 0, 5, J.RUNNING, "", leaving=True, leaving_since=7)
+    assert next_deadline(leaving, d) == 27
+    assert next_deadline(facts(S.SHUTDOWN), d) is None

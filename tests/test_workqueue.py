@@ -65,3 +65,15 @@ def test_close_releases_waiters():
     q.close()
     t.join(2)
     assert result == [None]
+
+
+def test_a_key_is_scheduled_once_at_its_earliest_time():
+    """Deadline wakeups are set on every look at a run: they must not pile up."""
+    q = WorkQueue()
+    for _ in range(1000):
+        q.add_after("x", 100)
+    assert len(q._delayed) == 1
+    q.add_after("x", 0.05)  # an earlier time supersedes the later one
+    assert q.get() == "x"
+    q.done("x")
+    assert q._scheduled == {}

@@ -125,7 +125,7 @@ class AgentMonitorAPI:
     def viewerSnapshot(self, args: Any) -> bool:
         """viewerSnapshot(struct) -> boolean: a saved viewer database from ``vruntask finish``.
 
-        Members: execrunid, epoch (int), token, path (absolute), checksum
+        Members: execrunid, epoch (int), token, path (a regular file under viewer_db_roots), checksum
         (SHA-512 hex), optional platform and version.  Authenticated like
         viewerStatus (fault 3 stale launch, fault 4 wrong token).
         """

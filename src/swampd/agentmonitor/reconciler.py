@@ -1,9 +1,12 @@
 """The reconciler: moves each run toward what was asked, one run at a time.
 
 Work arrives as run ids on a de-duplicating queue: from the API after each
-committed change, from a periodic resync that re-examines every active run
-after one bulk scheduler query, from slow effects as they finish, and from
-retry timers.  A worker that holds a run first performs the run's due
+committed change; from a periodic resync, which after one bulk scheduler
+query looks at the runs whose job looks different from the last answer and
+at runs with side effects due, and every ``SWEEP_EVERY`` resyncs at every
+active run (the level-triggered backstop); from timers set at each run's
+next deadline; from slow effects as they finish; and from retry timers.
+So an idle facility costs one query per resync, not one pass per run.  A worker that holds a run first performs the run's due
 outbox items (side effects recorded by earlier transactions), then applies
 its kind's lifecycle rules to the last observation of its job.  A failed
 side effect is retried with exponential backoff; nothing is done twice
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Built-in handlers that complete their item inside their own transaction.
 SELF_COMPLETING = frozenset({"submit"})
 MAX_BACKOFF = 60.0
+#: Every this many resyncs, every active run is re-examined whatever changed.
+SWEEP_EVERY = 12
 
 
 def backoff(attempts: int) -> float:
@@ -59,6 +64,7 @@ class Reconciler:
         self.effects = EffectWorkers(self._slow_finished)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._resyncs = 0
         self._handlers: dict[str, Callable[[OutboxItem], None]] = {
             "submit": self._do_submit,
             "remove": self._do_remove,
@@ -105,8 +111,13 @@ class Reconciler:
             except Exception:  # keep resyncing whatever one pass hit
                 log.exception("resync failed")
 
-    def resync(self) -> None:
-        """One bulk scheduler query, then every run with work is re-examined."""
+    def resync(self, sweep: bool | None = None) -> None:
+        """One bulk scheduler query, then the runs that need a look are queued.
+
+        Those are runs whose job changed since the last answer and runs with
+        side effects pending; on a sweep (every ``SWEEP_EVERY`` resyncs, and
+        the first) every active run and every ended run whose job still runs.
+        """
         asked_at = self.clock()
         try:
             jobs = self.scheduler.observe()
@@ -114,13 +125,20 @@ class Reconciler:
             if self.world.answered:
                 log.warning("scheduler did not answer; observations are stale: %s", exc)
             self.world.install(None, asked_at)
+            changed: set[str] = set()
         else:
-            self.world.install(jobs, asked_at)
-        ids = set(self.store.ids_in_states(groups("active")))
-        ids.update(item.run_id for item in self.store.pending_outbox())
-        live = self.world.live_launch_ids()
-        if live:
-            ids.update(self.store.ids_of_launches(live, groups("ended")))
+            changed = self.world.install(jobs, asked_at)
+        if sweep is None:
+            sweep = self._resyncs % SWEEP_EVERY == 0
+        self._resyncs += 1
+        ids = {item.run_id for item in self.store.pending_outbox() if item.next_at <= asked_at}
+        if changed:
+            ids.update(self.store.ids_by_launch(changed))
+        if sweep:
+            ids.update(self.store.ids_in_states(groups("active")))
+            live = self.world.live_launch_ids()
+            if live:
+                ids.update(self.store.ids_of_launches(live, groups("ended")))
         for run_id in ids:
             self.queue.add(run_id)
 
@@ -209,8 +227,13 @@ class Reconciler:
             return False
         lifecycle = lifecycle_of(record.kind)
         timing = lifecycle.timing(record, self.config, self.scheduler.leave_time())
-        step = lifecycle.next_step(record, self.world.job_facts(record), self.clock(), timing)
+        job = self.world.job_facts(record)
+        now = self.clock()
+        step = lifecycle.next_step(record, job, now, timing)
         if step is None:
+            wake = lifecycle.wake_at(record, job, timing)
+            if wake is not None:  # look again when its next deadline falls due
+                self.queue.add_after(run_id, max(0.0, wake - now) + 0.01)
             return False
         return self._apply(record, step)
 

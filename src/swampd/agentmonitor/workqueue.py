@@ -3,7 +3,8 @@
 The same idea as Kubernetes' workqueue: a key added while it is queued is
 not queued twice; a key added while a worker holds it is marked dirty and
 handed out again once that worker is done, never to a second worker at the
-same time.  ``add_after`` schedules a retry.
+same time.  ``add_after`` schedules a look later (a retry, a deadline); a key
+is kept once in the schedule, at its earliest time.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class WorkQueue(Generic[K]):
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
         self._delayed: list[tuple[float, int, K]] = []
+        #: key -> the earliest time it is scheduled for (entries in _delayed at other times are stale).
+        self._scheduled: dict[K, float] = {}
         self._counter = itertools.count()
         self._closed = False
 
@@ -45,7 +48,11 @@ class WorkQueue(Generic[K]):
 
     def add_after(self, key: K, delay: float) -> None:
         with self._cond:
-            heapq.heappush(self._delayed, (time.monotonic() + max(0.0, delay), next(self._counter), key))
+            due = time.monotonic() + max(0.0, delay)
+            if self._scheduled.get(key, float("inf")) <= due:
+                return  # already scheduled, no later than this
+            self._scheduled[key] = due
+            heapq.heappush(self._delayed, (due, next(self._counter), key))
             self._cond.notify()
 
     def get(self) -> K | None:
@@ -68,7 +75,10 @@ class WorkQueue(Generic[K]):
     def _promote_due(self) -> None:
         now = time.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._scheduled.get(key) != due:
+                continue  # superseded by an earlier time, already handed out
+            del self._scheduled[key]
             self._add_locked(key)
 
     def done(self, key: K) -> None:

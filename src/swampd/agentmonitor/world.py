@@ -36,15 +36,24 @@ class ObservedWorld:
         #: When the scheduler last answered.
         self.last_answer_at = 0.0
 
-    def install(self, jobs: dict[str, JobObservation] | None, asked_at: float) -> None:
-        """A bulk answer asked for at ``asked_at`` (None: the scheduler did not answer)."""
+    def install(self, jobs: dict[str, JobObservation] | None, asked_at: float) -> set[str]:
+        """A bulk answer asked for at ``asked_at`` (None: the scheduler did not answer).
+
+        Returns the launch ids whose job looks different from the last answer
+        (new, changed or gone): the runs worth looking at now.
+        """
         with self._lock:
             self.at = asked_at
             self.answered = jobs is not None
-            if jobs is not None:
-                self._jobs = jobs
-                self.last_answer_at = asked_at
-                self._fresh = {lid: seen for lid, seen in self._fresh.items() if seen.at > asked_at}
+            if jobs is None:
+                return set()
+            old = self._jobs
+            changed = {lid for lid, obs in jobs.items() if old.get(lid) != obs}
+            changed.update(lid for lid in old if lid not in jobs)
+            self._jobs = jobs
+            self.last_answer_at = asked_at
+            self._fresh = {lid: seen for lid, seen in self._fresh.items() if seen.at > asked_at}
+            return changed
 
     def learn(self, launch_id: str, observation: JobObservation | None, at: float) -> None:
         """One job as the scheduler described it at ``at`` (None: it has no such job)."""

@@ -101,3 +101,7 @@ class Lifecycle(Protocol):
 
     def next_step(self, record: Any, job: JobFacts, now: float, timing: Any) -> Step | None:
         """The one step to take now, or None when the run is where it should be."""
+
+    def wake_at(self, record: Any, job: JobFacts, timing: Any) -> float | None:
+        """When a deadline of this run next falls due (None: none runs), so the reconciler looks
+        again then instead of on every resync."""

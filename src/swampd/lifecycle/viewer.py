@@ -124,6 +124,23 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool 
     return None
 
 
+def next_deadline(facts: Facts, deadlines: Deadlines) -> float | None:
+    """The moment the next deadline of ``next_step`` falls due, or None when none runs."""
+    state = facts.state
+    times: list[float] = []
+    if facts.leaving:
+        times.append(facts.leaving_since + deadlines.leave_time)
+    if state is ViewerState.LAUNCHING:
+        times.append(facts.launched_at + deadlines.ready_timeout)
+    elif state is ViewerState.READY:
+        times.append(facts.launched_at + deadlines.max_lifetime)
+        times.append(max(facts.ready_at, facts.last_request_at) + deadlines.idle_timeout)
+    elif state in (ViewerState.STOPPING, ViewerState.TERMINATING) and facts.stop_requested_at:
+        times.append(facts.stop_requested_at + deadlines.stop_timeout)
+    finite = [t for t in times if t != float("inf")]
+    return min(finite) if finite else None
+
+
 class ViewerLifecycle:
     """The viewer kind behind the ``Lifecycle`` interface."""
 
@@ -156,11 +173,16 @@ class ViewerLifecycle:
         return deadlines, config.htcondor.on_hold != "leave"
 
     @staticmethod
-    def next_step(record: Any, job: JobFacts, now: float, timing: tuple[Deadlines, bool]) -> Step | None:
+    def _facts(record: Any, job: JobFacts) -> Facts:
+        return Facts(ViewerState(record.state), record.launched_at, record.ready_at, record.last_request_at,
+                     record.stop_requested_at, job.view, job.detail, job.leaving, job.leaving_since)
+
+    def next_step(self, record: Any, job: JobFacts, now: float, timing: tuple[Deadlines, bool]) -> Step | None:
         deadlines, remove_held = timing
-        facts = Facts(ViewerState(record.state), record.launched_at, record.ready_at, record.last_request_at,
-                      record.stop_requested_at, job.view, job.detail, job.leaving, job.leaving_since)
-        return next_step(facts, deadlines, now, remove_held)
+        return next_step(self._facts(record, job), deadlines, now, remove_held)
+
+    def wake_at(self, record: Any, job: JobFacts, timing: tuple[Deadlines, bool]) -> float | None:
+        return next_deadline(self._facts(record, job), timing[0])
 
 
 VIEWER = ViewerLifecycle()

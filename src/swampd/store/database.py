@@ -357,6 +357,15 @@ class Store(_Reader):
                 found += [r[0] for r in rows]
         return found
 
+    def ids_by_launch(self, launch_ids: Iterable[str]) -> list[int]:
+        """Ids of runs whose current launch is one of ``launch_ids``, whatever their state."""
+        found: list[int] = []
+        for chunk in _chunks(sorted(launch_ids)):
+            rows = self._conn.execute(
+                f"SELECT id FROM runs WHERE launch_id IN ({', '.join('?' for _ in chunk)})", chunk).fetchall()
+            found += [r[0] for r in rows]
+        return found
+
     def tracked_jobs(self, states_by_kind: Mapping[str, Iterable[int]]) -> dict[str, str]:
         """Launch id -> job ref of every submitted launch of a run in its kind's group."""
         out: dict[str, str] = {}
