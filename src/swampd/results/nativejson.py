@@ -93,6 +93,8 @@ def strtol(text: str | None) -> int:
     """C's strtol: leading blanks, a sign, digits; anything else ends it; nothing is 0."""
     if not text:
         return 0
+    if text.isdigit() and text.isascii() and len(text) < 19:
+        return int(text)
     match = _INT_RE.match(text)
     if match is None:
         return 0
