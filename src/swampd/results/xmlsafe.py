@@ -8,8 +8,6 @@ well-formedness error.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import BinaryIO
 from xml.parsers import expat
 
 from swampd.results.errors import ResultsError
@@ -56,17 +54,3 @@ def feed(parser: expat.XMLParserType, data: bytes, final: bool, what: str) -> No
     except expat.ExpatError as exc:
         raise ResultsError(f"{what} is not well-formed XML (line {exc.lineno}: "
                            f"{expat.ErrorString(exc.code)})") from None
-
-
-def parse_small(path: Path, parser: expat.XMLParserType, what: str) -> None:
-    """Parse a whole (small) file with ``parser``, whose handlers are already set."""
-    with open(path, "rb") as fh:
-        parse_stream(fh, parser, what)
-
-
-def parse_stream(fh: BinaryIO, parser: expat.XMLParserType, what: str) -> None:
-    while True:
-        data = fh.read(CHUNK)
-        feed(parser, data, not data, what)
-        if not data:
-            return
