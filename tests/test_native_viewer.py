@@ -189,3 +189,19 @@ def test_archive_problems_and_bad_requests_are_one_short_error_line(tmp_path):
         assert len(line.encode()) <= 100, line
     done = native("--results_type", "results", "--file_path", str(long_dir / "missing.xml"), "--outdir", str(tmp_path))
     assert done.stdout.endswith("...\n") and str(long_dir / "missing.xml") in done.stderr  # full text on stderr
+
+
+def test_outputs_are_readable_by_the_web_server_whatever_the_umask(tmp_path):
+    """The database server's umask may be strict; the pages must still be world-readable."""
+    scarf = write_scarf(tmp_path / "r.xml", [{"code": "c", "group": "g", "message": "m", "file": "pkg1/a.c", "line": 1}])
+    results = tmp_path / "A-Results" / "ar-u"
+    archive = outputdisk(results, {"status.out": STATUS_FAIL})
+    program = ("import os, sys\nos.umask(0o077)\nfrom swampd.cli.launchviewer import main\n"
+               "sys.exit(main(sys.argv[1:]))\n")
+    for kind, source, out in (("results", scarf, tmp_path / "o1"), ("errors", archive, tmp_path / "o2")):
+        done = subprocess.run([sys.executable, "-c", program, "--viewer_name", "Native", "--results_type", kind,
+                               "--file_path", str(source), "--outdir", str(out)], capture_output=True, text=True,
+                              timeout=60, env={"PYTHONPATH": str(SRC)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        for path in [out, *out.rglob("*")]:
+            assert os.stat(path).st_mode & 0o005 == (0o005 if path.is_dir() else 0o004), path

@@ -17,6 +17,7 @@ cannot be read counts as absent.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -260,5 +261,6 @@ def write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(value, fh, ensure_ascii=False)
+        os.fchmod(fh.fileno(), 0o644)  # readable by the web server, whatever our umask
     tmp.replace(path)
 

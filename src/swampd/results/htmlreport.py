@@ -198,6 +198,7 @@ class HtmlReport:
 def copy_assets(target: Path) -> None:
     """Put the page's CSS and JavaScript (package data) into ``target``."""
     target.mkdir(exist_ok=True)
+    os.chmod(target, 0o755)  # the web server reads it, whatever the umask of the database server
     for name in ASSETS:
         data = resources.files("swampd.results").joinpath("static", name).read_bytes()
         tmp = target / f".{name}.tmp"

@@ -72,7 +72,9 @@ def run_native(request: NativeRequest) -> str:
     if not source.is_file():
         raise ResultsError(f"result file {source} does not exist")
     try:
-        request.outdir.mkdir(parents=True, exist_ok=True)
+        if not request.outdir.is_dir():
+            request.outdir.mkdir(parents=True)
+            os.chmod(request.outdir, 0o755)  # served by the web server, whatever our umask
     except OSError as exc:
         raise ResultsError(f"cannot create {request.outdir}: {exc.strerror}") from None
     kind = request.results_type
