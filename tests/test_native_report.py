@@ -173,3 +173,19 @@ def test_a_big_file_is_converted_in_bounded_memory(tmp_path):
     assert len(bugs) == count and bugs[-1]["BugId"] == count
     assert sum(g["count"] for groups in report["AnalyzerReport"]["BugSummaries"].values()
                for g in groups.values()) == count
+
+
+def test_the_page_counts_everything_lists_at_most_report_rows_and_escapes(tmp_path):
+    bugs = [{"code": "c<1>", "group": "warning", "message": f"m{i} <b>&amp;", "file": f"pkg1/f{i % 3}.c", "line": i}
+            for i in range(1, 8)]
+    scarf = write_scarf(tmp_path / "r.xml", bugs)
+    out = tmp_path / "out"
+    run_native(NativeRequest("results", scarf, out, tool_name="cppcheck", report_rows=5))
+    page = (out / "nativereport.html").read_text(encoding="utf-8")
+    assert '<span id="total-count">7</span>' in page and page.count('<tr data-severity="warning">') == 5
+    assert "The table lists the first 5 of 7 findings" in page
+    assert "m1 &lt;b&gt;&amp;amp;" in page and "<b>" not in page.split("<body>")[1]
+    assert "c&lt;1&gt;" in page
+    run_native(NativeRequest("results", write_scarf(tmp_path / "e.xml", []), tmp_path / "empty"))
+    empty = (tmp_path / "empty" / "nativereport.html").read_text(encoding="utf-8")
+    assert '<span id="total-count">0</span>' in empty and 'id="no-findings"' in empty
