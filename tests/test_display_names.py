@@ -21,8 +21,8 @@ import pymysql
 import pytest
 
 from support.mariadb import NATIVE_VERSION_UUID, MysqlInstall, ScratchDB, ensure_mariadb
+from support.registry import viewer_results
 from support.scarf import HEADER, write_scarf
-from swampd.store import Store
 from test_codedx_uploads import all_final, make, received
 
 PROJECT = "7d1f0c2e-5a4b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -75,7 +75,7 @@ def test_catalogue_names_reach_code_dx_the_registry_and_the_log(make_daemon, tmp
         assert wait_uploads(daemon, 3)
         assert sorted(e["name"] for e in received(record, "project")) == sorted(p for p, _ in CATALOGUE)
         assert sorted(a["project_name"] for a in received(record, "analysis")) == sorted(p for p, _ in CATALOGUE)
-        results = Store(daemon.state_dir / "registry.sqlite3").results(PROJECT, "CodeDX")
+        results = viewer_results(daemon.state_dir, PROJECT, "CodeDX")
         assert sorted((r["package"], r["tool_name"]) for r in results) == sorted(CATALOGUE)
         log = daemon.log()
         for package, tool in CATALOGUE:

@@ -107,9 +107,9 @@ def test_hostile_names_run_nothing_and_are_carried_as_text(wired):
         out = db.call_launch_viewer(None, USER, project)
         assert out["return_string"].startswith("ERROR"), (project, out, eval_log(db)[-1])
     assert not marker.exists()
-    from swampd.store import Store
+    from support.registry import viewer_results
 
-    results = Store(daemon.state_dir / "registry.sqlite3").results(PROJECT, "CodeDX")
+    results = viewer_results(daemon.state_dir, PROJECT, "CodeDX")
     assert sorted(r["package"] for r in results) == sorted(hostile_packages)
     assert [v["projectid"] for v in daemon.api.listViewers()] == [PROJECT]
     for _, output in eval_log(db):
