@@ -34,4 +34,10 @@ scripts/setup-libvirt.sh
 apt_install mariadb-server mariadb-client libmariadb-dev gcc python3
 tests/db/ensure_mariadb.sh
 tests/db/build_udf.sh
+
+# --- results page (issue 12): Debian's headless Chromium for the browser test
+# (Playwright drives it; it never downloads a browser of its own), fonts for
+# readable screenshots, and venv for Debian's own Python 3.11, which
+# scripts/test.sh runs the viewer and guest tests on once.
+apt_install chromium fonts-dejavu-core python3-venv
 exit 0

@@ -50,7 +50,7 @@ def test_errors_are_one_error_line_with_nonzero_exit(daemon):
         (("--viewer_name", "CodeDX", "--project", "../../x"), 1),
         (("--viewer_name", "CodeDX"), 2),
         (("--viewer_name", "CodeDX", "--project", "p", "--no-such-option", "x"), 2),
-        (("--viewer_name", "CodeDX", "--project", "p", "--results_type", "results"), 1),
+        (("--viewer_name", "CodeDX", "--project", "p", "--results_type", "results"), 2),
     ):
         out = launchviewer("--url", daemon.url, *args)
         assert out.returncode == code, (args, out.stdout, out.stderr)

@@ -13,6 +13,9 @@
 --   procedures splice values between single quotes unescaped, a shell injection
 --   (etc/mariadb/README.md explains the one-line fix operators should apply).
 -- * Every command and its raw output are logged in swampd_test_eval_log.
+-- * Like SWAMP, the CodeDX branch assigns launch_viewer's answer to
+--   return_string VARCHAR(100) unshortened: under the strict sql_mode the
+--   procedure is created with (MariaDB's default), a longer answer fails the CALL.
 
 CREATE TABLE viewer_version (
   viewer_version_uuid VARCHAR(45) PRIMARY KEY,
@@ -56,7 +59,18 @@ CREATE TABLE assessment_result (
   package_type_id INT,
   tool_name VARCHAR(100),
   source_archive_path VARCHAR(200),
-  file_path VARCHAR(200)
+  file_path VARCHAR(200),
+  package_version VARCHAR(100),
+  tool_version VARCHAR(100),
+  platform_name VARCHAR(100),
+  platform_version VARCHAR(100),
+  execution_record_uuid VARCHAR(45)
+);
+
+CREATE TABLE execution_record (
+  execution_record_uuid VARCHAR(45) PRIMARY KEY,
+  run_date DATETIME,
+  completion_date DATETIME
 );
 
 CREATE TABLE sys_exec_cmd_log (
@@ -148,14 +162,25 @@ BEGIN
   SET return_path = NULL;
 
   IF viewer_version_uuid_in = '8f9213ef-5d04-11e3-9fa4-001a4a81450b' THEN
-    -- Native: synchronous, prints a file name (swampd answers ERROR until it is built)
+    -- Native: synchronous, prints a file name; the options in SWAMP's order
     SET ar_uuid = substring_index(assessment_result_uuid_in, ',', 1);
-    SET cmd = concat(' ', launcher, ' --viewer_name ', swampd_quote('Native'),
+    SELECT concat(' ', launcher, ' --viewer_name ', swampd_quote('Native'),
       ifnull(concat(' --results_type ', swampd_quote(results_type_in)), ''),
-      ifnull(concat(' --file_path ', swampd_quote((SELECT file_path FROM assessment_result
-                                                   WHERE assessment_result_uuid = ar_uuid))), ''),
+      ifnull(concat(' --package_type ', swampd_quote(ar.package_type_id)), ''),
+      ifnull(concat(' --file_path ', swampd_quote(ar.file_path)), ''),
       ifnull(concat(' --outdir ', swampd_quote(concat(destination_base_path_in, assessment_result_uuid_in))), ''),
-      ifnull(concat(' --user_uuid ', swampd_quote(user_uuid_in)), ''));
+      ifnull(concat(' --package_name ', swampd_quote(ar.package_name)), ''),
+      ifnull(concat(' --package_version ', swampd_quote(ar.package_version)), ''),
+      ifnull(concat(' --tool_name ', swampd_quote(ar.tool_name)), ''),
+      ifnull(concat(' --tool_version ', swampd_quote(ar.tool_version)), ''),
+      ifnull(concat(' --platform_name ', swampd_quote(ar.platform_name)), ''),
+      ifnull(concat(' --platform_version ', swampd_quote(ar.platform_version)), ''),
+      ifnull(concat(' --start_date ', swampd_quote(er.run_date)), ''),
+      ifnull(concat(' --end_date ', swampd_quote(er.completion_date)), ''),
+      ifnull(concat(' --user_uuid ', swampd_quote(user_uuid_in)), ''))
+      INTO cmd
+      FROM assessment_result ar LEFT JOIN execution_record er ON er.execution_record_uuid = ar.execution_record_uuid
+     WHERE ar.assessment_result_uuid = ar_uuid;
     SELECT sys_eval(cmd) INTO output;
     INSERT INTO swampd_test_eval_log (cmd, output) VALUES (cmd, output);
     INSERT INTO viewer_launch_history (viewer_version_uuid, project_uuid, viewer_instance_uuid,
@@ -222,7 +247,7 @@ BEGIN
     IF output IS NULL THEN
       SET return_string = 'Error Launching Viewer';
     ELSEIF upper(output) LIKE '%ERROR%' THEN
-      SET return_string = left(output, 100);
+      SET return_string = output;  -- as SWAMP: a line over 100 characters fails the CALL (1406) in strict mode
     ELSE
       SET return_string = 'SUCCESS';
     END IF;

@@ -68,15 +68,21 @@ def connect(database: str | None = None, **kwargs: Any) -> pymysql.connections.C
 class ScratchDB:
     """One scratch database with the test schema; ``sql`` runs a statement as root."""
 
-    def __init__(self) -> None:
+    def __init__(self, charset: str = "utf8mb4") -> None:
+        """``charset``: the database's default character set (SWAMP's are latin1)."""
         self.name = f"swampd_test_{secrets.token_hex(4)}"
+        self.charset = charset
         self.users: list[str] = []
 
     def create(self) -> "ScratchDB":
         with connect() as conn, conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {self.name}")
+            cur.execute(f"CREATE DATABASE {self.name} CHARACTER SET {self.charset}")
+        # The procedures keep the sql_mode they are created under: MariaDB's strict default, explicitly.
+        strict = "--init-command=SET SESSION sql_mode='STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
         with open(DB_DIR / "schema.sql", "rb") as schema:
-            done = subprocess.run(["mariadb", "--user=root", f"--database={self.name}"], stdin=schema,
+            # ... and their literals the client's character set: the database's, as SWAMP's are loaded
+            done = subprocess.run(["mariadb", "--user=root", f"--database={self.name}", strict,
+                                   f"--default-character-set={self.charset}"], stdin=schema,
                                   capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr.decode()
         return self
@@ -93,11 +99,12 @@ class ScratchDB:
             return list(cur.fetchall())
 
     def call_launch_viewer(self, results: str | None, user: str, project: str,
-                           version: str = CODEDX_VERSION_UUID) -> dict[str, Any]:
+                           version: str = CODEDX_VERSION_UUID, outgoing: str = "/swamp/outgoing/",
+                           results_type: str = "results") -> dict[str, Any]:
         """CALL launch_viewer as PHP does; the OUT parameters as a dict."""
         with connect(self.name) as conn, conn.cursor() as cur:
             cur.execute("CALL launch_viewer(%s, %s, %s, %s, %s, %s, @rp, @rs, @vi)",
-                        (results, user, version, project, "/swamp/outgoing/", "results"))
+                        (results, user, version, project, outgoing, results_type))
             cur.execute("SELECT @rp, @rs, @vi")
             rp, rs, vi = cur.fetchone()
         return {"return_path": rp, "return_string": rs, "viewer_instance_uuid": vi}

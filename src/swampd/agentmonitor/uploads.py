@@ -153,8 +153,8 @@ class Uploader:
                 log.warning("%s: could not name analysis %d: %s", record.execrunid, analysis.analysis_id, exc)
             with self.store.transaction() as tx:
                 tx.set_upload(rid, state="posted", analysis_id=analysis.analysis_id, job_id=analysis.job_id)
-            log.info("%s: result %d posted as analysis %d (job %s)", record.execrunid, rid,
-                     analysis.analysis_id, analysis.job_id)
+            log.info("%s: result %d (package %s, tool %s) posted as analysis %d (job %s)", record.execrunid, rid,
+                     result["package"], result.get("tool_name") or "-", analysis.analysis_id, analysis.job_id)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -7,28 +7,33 @@ accepted the launch (and the results to upload); it never waits for the
 viewer to boot unless ``--wait`` asks it to.  Imports are kept to the
 standard library's XML-RPC client, because start-up time is part of the
 user's wait.
+
+``--viewer_name Native`` is different: no daemon, the result is turned into a
+file in ``--outdir`` right here and its name is the answer (swampd.cli.native).
+Package, tool and platform names are display text, accepted in any printable
+form up to their column's length (swampd.displaytext).
 """
 from __future__ import annotations
 
 import argparse
-import re
 import socket
 import sys
 import time
 import xmlrpc.client
 from typing import Any
 
+from swampd import displaytext
 from swampd.cli.lookup import client_config
 from swampd.cli.oneline import EXIT_ERROR, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, OneLineParser, say
 from swampd.clients.rpc import connect, resolve
 
 NULL_WORDS = ("", "NULL", "null")
 READY, LAUNCHING = 2, 1
-#: Package and tool names become Code Dx project and analysis names; they never
-#: reach a shell or a path, but a name with quotes or shell syntax in it is a
-#: sign of an injection attempt through the stored procedure, so it is refused.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+@:,()\[\]-]{0,199}")
-
+NATIVE = "Native"
+#: Options whose values are display text (names, versions, dates): any
+#: printable text in UTF-8 or latin1, carried unchanged (swampd.displaytext).
+DISPLAY_OPTIONS = ("package", "package_type", "package_version", "tool_name", "tool_version",
+                   "platform_name", "platform_version", "start_date", "end_date")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,21 +105,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _bad_name(args: argparse.Namespace) -> str | None:
-    for option in ("package", "tool_name"):
-        value = _value(getattr(args, option))
-        if value and NAME_RE.fullmatch(value) is None:
-            return f"--{option} {value[:40]!r} contains characters that are not allowed in a name"
+def read_display_values(args: argparse.Namespace) -> str | None:
+    """Decode the display options in place (UTF-8 or latin1 bytes); the first problem, or None."""
+    for option in DISPLAY_OPTIONS:
+        value = displaytext.from_argv(getattr(args, option))
+        setattr(args, option, value)
+        problem = displaytext.problem(value, displaytext.LIMITS[option]) if _value(value) else None
+        if problem:
+            return f"--{option} {problem}"
     return None
 
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = read_display_values(args)
+    if args.viewer_name == NATIVE:
+        if problem:
+            say(f"ERROR: {problem}")
+            return EXIT_USAGE
+        from swampd.cli.native import run as run_native  # only Native requests pay for these imports
+
+        return run_native(args)
     if _value(args.results_type):
-        say("ERROR: the Native viewer (--results_type) is not available in swampd yet")
-        return EXIT_ERROR
-    problem = None if _value(args.project) else "the following arguments are required: --project"
-    problem = problem or _bad_name(args)
+        problem = problem or f"--results_type is for the {NATIVE} viewer, not {args.viewer_name[:40]!r}"
+    problem = problem or (None if _value(args.project) else "the following arguments are required: --project")
     if problem:
         say(f"ERROR: {problem}")
         return EXIT_USAGE

@@ -7,15 +7,42 @@ errors included, the caller gets exactly one line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
+#: The procedures keep the answer in ``return_string VARCHAR(100)``, newline
+#: included: a longer one is cut under a lax sql_mode and fails the whole CALL
+#: (error 1406) under a strict one.  Counted in UTF-8 bytes, so the line fits
+#: whatever the column's character set.
+MAX_LINE_BYTES = 99
+ELLIPSIS = "..."
+
+
+def shorten(line: str, limit: int = MAX_LINE_BYTES) -> str:
+    """``line`` cut to at most ``limit`` UTF-8 bytes, marked with '...' when cut."""
+    data = line.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return line
+    return data[:limit - len(ELLIPSIS)].decode("utf-8", errors="ignore") + ELLIPSIS
+
+
 def say(line: str) -> None:
-    """Print one line (embedded newlines folded) and flush it at once."""
-    sys.stdout.write(line.replace("\n", " ") + "\n")
+    """Print one line of at most 99 bytes and flush it at once.
+
+    Newlines are folded; a longer line is shortened, and its full text goes
+    to stderr (under sys_eval/sys_exec: the database server's error log).
+    """
+    text = " ".join(line.splitlines())
+    short = shorten(text)
+    if short != text:
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "swampd"
+        sys.stderr.write(f"{prog}: full message: {text}\n")
+        sys.stderr.flush()
+    sys.stdout.write(short + "\n")
     sys.stdout.flush()
 
 

@@ -201,6 +201,18 @@ class CodeDxConfig:
 
 
 @dataclass(frozen=True)
+class NativeConfig:
+    """``[native]``: the synchronous Native viewer in ``launchviewer`` (results -> files in --outdir)."""
+
+    #: Bytes one archive (a zip report, an outputdisk.tar.gz) may expand to before it is refused.
+    max_unpacked_bytes: int = 4 << 30
+    #: Members one archive may hold before it is refused.
+    max_archive_members: int = 200_000
+    #: Rows the HTML results page lists (nativereport.json always has every finding).
+    report_rows: int = 20_000
+
+
+@dataclass(frozen=True)
 class Config:
     agentmonitor: AgentMonitorConfig
     scheduler: SchedulerConfig
@@ -209,6 +221,7 @@ class Config:
     mariadb: MariaDBConfig | None = None
     codedx: CodeDxConfig | None = None
     htcondor: HTCondorConfig = field(default_factory=HTCondorConfig)
+    native: NativeConfig = field(default_factory=NativeConfig)
 
     @property
     def viewer_names(self) -> frozenset[str]:

@@ -21,6 +21,7 @@ from swampd.config.model import (
     ConfigError,
     HTCondorConfig,
     MariaDBConfig,
+    NativeConfig,
     SchedulerConfig,
     ViewerConfig,
     is_loopback,
@@ -45,7 +46,8 @@ def load_config(path: str | None) -> Config:
 
 def parse_config(data: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the bad key."""
-    checks.no_unknown(data, {"agentmonitor", "scheduler", "viewers", "mariadb", "codedx", "htcondor"}, source, "")
+    checks.no_unknown(data, {"agentmonitor", "scheduler", "viewers", "mariadb", "codedx", "htcondor",
+                                  "native"}, source, "")
     am = checks.section(data, "agentmonitor", source)
     sc = checks.section(data, "scheduler", source)
     agentmonitor = AgentMonitorConfig(
@@ -90,7 +92,18 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     mariadb = _mariadb(data["mariadb"], source) if "mariadb" in data else None
     codedx = _codedx(data["codedx"], source, viewers) if "codedx" in data else None
     htcondor = _htcondor(data["htcondor"], source) if "htcondor" in data else HTCondorConfig()
-    return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor)
+    native = _native(data["native"], source) if "native" in data else NativeConfig()
+    return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor, native=native)
+
+
+def _native(table: Any, source: str) -> NativeConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: native: must be a table")
+    return NativeConfig(**checks.fields(table, source, "native", {
+        "max_unpacked_bytes": (int, checks.positive),
+        "max_archive_members": (int, checks.positive),
+        "report_rows": (int, checks.positive),
+    }))
 
 
 HTCONDOR_ON_HOLD = ("remove", "leave")

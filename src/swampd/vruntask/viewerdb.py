@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from swampd.checksums import file_digest
+from swampd.results.archives import UNLIMITED, extract_tar
+from swampd.results.errors import ResultsError
 
 SNAPSHOT_NAME = "codedx_viewerdb.tar.gz"
 
@@ -67,8 +69,12 @@ def restore_snapshot(db_path: Path, checksum: str, dest: Path) -> list[str]:
         raise SnapshotError(f"viewer database {db_path} does not match its checksum "
                             f"(expected {checksum[:16]}..., found {actual[:16]}...)")
     names = check_snapshot(db_path)
-    with tarfile.open(db_path, "r:gz") as tar:
-        tar.extractall(dest, filter="data")
+    # Our own extraction, not extractall(filter=...): that argument only exists
+    # from Python 3.11.4, and Debian 12 ships 3.11.2.
+    try:
+        extract_tar(db_path, dest, UNLIMITED)
+    except ResultsError as exc:
+        raise SnapshotError(f"viewer database {db_path}: {exc}") from None
     return names
 
 
