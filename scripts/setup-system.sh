@@ -34,4 +34,7 @@ scripts/setup-libvirt.sh
 apt_install mariadb-server mariadb-client libmariadb-dev gcc python3
 tests/db/ensure_mariadb.sh
 tests/db/build_udf.sh
+
+# --- interoperability (issue 9): SWAMP's own Perl XML-RPC client talks to a real daemon.
+apt_install librpc-xml-perl
 exit 0

@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import ssl
 import sys
 import threading
 from pathlib import Path
 
-import filelock
-
 from swampd.config import Config, daemon_url
 from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_dir, write_private
 from swampd.states import ACTIVE
 from swampd.store import Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
@@ -51,19 +49,27 @@ class StateDirLock:
 
     def __init__(self, state_dir: Path) -> None:
         # Process-wide, not per thread: the daemon may be closed from any thread.
-        self.lock = filelock.FileLock(str(state_dir / "swampd.lock"), timeout=0, thread_local=False)
+        self.lock = PrivateLock(state_dir / "swampd.lock")
         self.pid_file = state_dir / "swampd.pid"
         self.state_dir = state_dir
 
     def acquire(self) -> None:
+        """Check the state dir is private, then take its lock (exit 2 either way: a restart will not help)."""
         try:
+            check_state_dir(self.state_dir)
             self.lock.acquire()
-        except filelock.Timeout:
+        except LockHeld:
             holder = _read_pid(self.pid_file)
             who = f"pid {holder}" if holder else "another process"
             raise StartupError(f"state dir {self.state_dir} is in use by another swampd ({who})",
                                EXIT_IN_USE) from None
-        self.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        except (StateDirError, OSError) as exc:
+            raise StartupError(str(exc), EXIT_IN_USE) from None
+        try:
+            write_private(self.pid_file, f"{os.getpid()}\n")
+        except (StateDirError, OSError) as exc:
+            self.lock.release()
+            raise StartupError(f"pid file: {exc}", EXIT_IN_USE) from None
 
     def release(self) -> None:
         try:
@@ -163,14 +169,15 @@ def register_database_effects(reconciler: Reconciler, service: ViewerService, st
     from swampd.agentmonitor.uploads import Uploader
     from swampd.agentmonitor.viewerdb import ViewerDatabases
 
-    databases = ViewerDatabases(store, config.mariadb)
+    databases = ViewerDatabases(store, config.mariadb, config.viewer_db_roots, config.agentmonitor.max_viewer_db_bytes)
     reconciler.register_handler("verify_snapshot", databases.verify_snapshot)
     reconciler.register_handler("store_viewer", databases.store_viewer)
     reconciler.register_handler("launch_history", databases.launch_history)
     service.restore_effects = ("verify_snapshot",)
     if config.mariadb is not None:
         service.snapshot_effects = ("store_viewer",)
-    uploader = Uploader(store, config.codedx, state_dir / "uploads") if config.codedx is not None else None
+    uploader = (Uploader(store, config.codedx, state_dir / "uploads", config.result_roots,
+                         config.agentmonitor.max_result_bytes) if config.codedx is not None else None)
     reconciler.register_handler("upload", uploader.handle if uploader else (lambda item: None))
     if uploader is not None:
         service.result_effects = ("upload",)
@@ -183,7 +190,6 @@ class Daemon:
         self.config = config
         am = config.agentmonitor
         self.state_dir = Path(am.state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = StateDirLock(self.state_dir)
         self.lock.acquire()
         try:
@@ -197,11 +203,10 @@ class Daemon:
                         f"{scheduler.kind} scheduler (it runs: {', '.join(sorted(scheduler.platforms))})"
                     )
             dispatcher = Dispatcher()
-            AgentMonitorServer.address_family = socket.AF_INET6 if ":" in am.host else socket.AF_INET
             try:
-                self.server = AgentMonitorServer((am.host, am.port), dispatcher, am.max_request_bytes, token)
+                self.server = AgentMonitorServer.from_config(am, dispatcher, token)
             except OSError as exc:
-                raise StartupError(f"cannot listen on {am.host}:{am.port}: {exc.strerror}") from None
+                raise StartupError(f"cannot listen on {exc.filename or f'{am.host}:{am.port}'}: {exc.strerror}") from None
             if am.tls_cert:
                 # The handshake happens in each connection's own thread (see
                 # RequestHandler.setup), so a stalled client cannot hold up accept().

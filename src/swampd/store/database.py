@@ -10,7 +10,6 @@ threads, processes and restarts alike.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -26,6 +25,7 @@ from swampd.store.records import (
     record_from_row,
     record_to_row,
 )
+from swampd.statedir import secure_registry
 from swampd.store.schema import SCHEMA, SCHEMA_VERSION
 
 _OUTBOX_COLUMNS = "id, projectid, viewer, epoch, kind, payload, attempts, next_at, last_error"
@@ -174,9 +174,7 @@ class Store:
         return conn
 
     def _init_schema(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)
+        secure_registry(self.path)  # 0600, ours, never through a symlink (issue 9 finding 4)
         conn = self._connect()
         with self.transaction():
             for statement in SCHEMA:
