@@ -25,6 +25,7 @@ from swampd.states import ACTIVE
 from swampd.store import Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.api import AgentMonitorAPI
+from swampd.agentmonitor.credentials import ensure_token_file
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
 from swampd.agentmonitor.service import ViewerService
@@ -87,9 +88,10 @@ def _read_pid(path: Path) -> int | None:
 
 
 def read_token(token_file: str) -> str | None:
-    """The bearer token, from a file that only its owner may read."""
+    """The bearer token, from a file that only its owner may read (created when missing)."""
     if not token_file:
         return None
+    ensure_token_file(token_file)
     try:
         mode = os.stat(token_file).st_mode
         token = Path(token_file).read_text(encoding="utf-8").strip()
