@@ -8,7 +8,7 @@ other call to the client pool, and the answer goes back to the loop.
 from __future__ import annotations
 
 import logging
-import socket
+import socket as socketlib
 import threading
 import xmlrpc.client
 from typing import Any
@@ -73,11 +73,11 @@ class AgentMonitorServer:
                    am.unix_socket_group)
 
     @property
-    def socket(self) -> socket.socket:
+    def socket(self) -> socketlib.socket:
         return self._tcp.sock
 
     @socket.setter
-    def socket(self, sock: socket.socket) -> None:
+    def socket(self, sock: socketlib.socket) -> None:
         sock.setblocking(False)
         self._tcp = Listener(sock, trusted=False)
 

@@ -28,8 +28,8 @@ class Phase(enum.Enum):
     CLOSED = "closed"
 
 
-#: Phases in which a connection has nothing in a worker and may be closed to make room.
-EVICTABLE = frozenset({Phase.HANDSHAKE, Phase.HEAD, Phase.WAIT_SLOT, Phase.BODY})
+#: What a socket operation that cannot go on now waits for.
+WANT_READ, WANT_WRITE = "read", "write"
 
 
 @dataclass(eq=False)
@@ -57,6 +57,33 @@ class Connection:
     @property
     def tls(self) -> bool:
         return isinstance(self.sock, ssl.SSLSocket)
+
+    # -- non-blocking socket I/O, plain or TLS ----------------------------------------
+    def handshake(self) -> str | None:
+        """Advance the TLS handshake: None when done, else WANT_READ/WANT_WRITE; OSError when it failed."""
+        try:
+            self.sock.do_handshake()  # type: ignore[attr-defined]
+        except ssl.SSLWantReadError:
+            return WANT_READ
+        except ssl.SSLWantWriteError:
+            return WANT_WRITE
+        return None
+
+    def recv(self, size: int) -> bytes | None:
+        """Up to ``size`` bytes; b'' at end of stream (or a reset); None when nothing is there yet."""
+        try:
+            return self.sock.recv(size)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        except OSError:  # ssl.SSLError (and SSLZeroReturnError) are OSErrors
+            return b""
+
+    def send(self, data: memoryview | bytes) -> int | None:
+        """Bytes sent, or None when the socket cannot take any now; OSError when the peer is gone."""
+        try:
+            return self.sock.send(data)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return None
 
     def start_body(self, head: RequestHead, length: int, decoder: BodyDecoder) -> None:
         self.head, self.remaining, self.decoder = head, length, decoder

@@ -2,17 +2,11 @@
 
 It accepts, reads heads and bodies without blocking, enforces each request's
 deadline, hands complete calls to ``dispatch`` (which queues them on a worker
-pool) and writes the answers workers hand back through ``complete``.
-
-Room for newcomers: at the connection cap, or when ``accept`` meets
-``EMFILE``, the connection that has made no progress for the longest time
-(idle, or a request trickling in) is closed, so a new connection — an
-execute node's report — always gets in, and a request that arrived whole is
-dispatched the moment it is read.  When nothing can be closed (every
-connection has a call in a worker), accepting pauses briefly instead of
-spinning.  Large bodies take a slot; while none is free they wait unread
-(the kernel's buffers push back on the sender), and once a large request is
-answered the allocator gives its memory back.
+pool) and writes the answers workers hand back through ``complete``.  Who
+gets in and who waits is ``admission``'s: at the cap the quietest connection
+is closed; when nothing can be closed (every connection has a call in a
+worker) or ``accept`` keeps failing, accepting pauses briefly instead of
+spinning.  Once no large request is left, the allocator gives memory back.
 """
 from __future__ import annotations
 
@@ -22,15 +16,15 @@ import hmac
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from swampd.agentmonitor.transport import httpwire
+from swampd.agentmonitor.transport.admission import Admission, LargeBodies
 from swampd.agentmonitor.transport.bodies import BodyDecoder
-from swampd.agentmonitor.transport.connection import EVICTABLE, Connection, Phase
+from swampd.agentmonitor.transport.connection import WANT_READ, Connection, Phase
 from swampd.agentmonitor.transport.httpwire import HttpError
 from swampd.agentmonitor.transport.limits import Limits
 from swampd.agentmonitor.transport.memory import release_memory
@@ -77,15 +71,12 @@ class EventLoop:
                  dispatch: Callable[[Call], None]) -> None:
         self.listeners = listeners
         self.limits = limits
-        self.cap = cap
         self.token = token
         self.dispatch = dispatch
         self._selector = selectors.DefaultSelector()
         self._conns: set[Connection] = set()
-        #: Connections that may be closed to make room, least recently active first.
-        self._evictable: collections.OrderedDict[Connection, None] = collections.OrderedDict()
-        self._waiting_slot: collections.deque[Connection] = collections.deque()
-        self._large_in_flight = 0
+        self._admission = Admission(cap)
+        self._large = LargeBodies(limits.max_large_bodies)
         self._completions: collections.deque[tuple[Connection, bytes, bool]] = collections.deque()
         #: Connections with input already buffered (pipelined requests, a body granted its slot):
         #: served from the loop itself, never by recursion.
@@ -97,8 +88,6 @@ class EventLoop:
         self._stop = False
         self._stopped = threading.Event()
         self._accept_paused_until = 0.0
-        self._evicted = 0
-        self._evicted_logged_at = 0.0
 
     # -- control (any thread) ---------------------------------------------------
     def complete(self, conn: Connection, data: bytes, close: bool) -> None:
@@ -191,8 +180,9 @@ class EventLoop:
 
     # -- accepting --------------------------------------------------------------
     def _accept(self, listener: Listener) -> None:
+        made_room = False
         for _ in range(ACCEPTS_PER_EVENT):
-            if len(self._conns) >= self.cap and not self._evict("the connection cap"):
+            if len(self._conns) >= self._admission.cap and not self._evict("the connection cap"):
                 self._pause_accepting()
                 return
             try:
@@ -201,15 +191,17 @@ class EventLoop:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: make room, or stop trying for a moment (never spin).
-                    if not self._evict("the file-descriptor limit"):
-                        log.warning("cannot accept connections: %s; pausing", exc.strerror)
+                    # Out of descriptors (something besides connections took them): make room once,
+                    # else stop trying for a moment.  Never spin, never empty the table.
+                    if made_room or not self._evict("the file-descriptor limit"):
+                        self._admission.stuck(exc, ACCEPT_PAUSE)
                         self._pause_accepting()
                         return
+                    made_room = True
                     continue
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                     continue
-                log.warning("accept failed: %s", exc)
+                self._admission.stuck(exc, ACCEPT_PAUSE)
                 self._pause_accepting()
                 return
             self._open(sock, listener)
@@ -229,7 +221,7 @@ class EventLoop:
         conn = Connection(sock, trusted=listener.trusted)
         conn.deadline = time.monotonic() + self.limits.request_timeout
         self._conns.add(conn)
-        self._evictable[conn] = None
+        self._admission.track(conn)
         if conn.tls:
             conn.phase = Phase.HANDSHAKE
             self._handshake(conn)
@@ -239,16 +231,11 @@ class EventLoop:
 
     def _evict(self, why: str) -> bool:
         """Close the connection that has been quiet the longest; False if none may be closed."""
-        if not self._evictable:
+        conn = self._admission.quietest()
+        if conn is None:
             return False
-        conn = next(iter(self._evictable))
         self._close(conn)
-        self._evicted += 1
-        now = time.monotonic()
-        if now - self._evicted_logged_at > 10.0:
-            log.warning("at %s: closed %d quiet connection(s) to make room (%d open)", why, self._evicted,
-                        len(self._conns))
-            self._evicted, self._evicted_logged_at = 0, now
+        self._admission.evicted(why, len(self._conns))
         return True
 
     # -- events -----------------------------------------------------------------
@@ -274,38 +261,20 @@ class EventLoop:
         elif conn.phase in (Phase.HEAD, Phase.BODY):
             self._on_readable(conn)
 
-    def _progress(self, conn: Connection) -> None:
-        if conn in self._evictable:
-            self._evictable.move_to_end(conn)
-
     def _handshake(self, conn: Connection) -> None:
         try:
-            conn.sock.do_handshake()  # type: ignore[attr-defined]
-        except ssl.SSLWantReadError:
-            self._watch(conn, selectors.EVENT_READ)
-            return
-        except ssl.SSLWantWriteError:
-            self._watch(conn, selectors.EVENT_WRITE)
-            return
-        except (ssl.SSLError, OSError) as exc:
+            wants = conn.handshake()
+        except OSError as exc:
             log.debug("TLS handshake failed: %s", exc)
             self._close(conn)
             return
+        if wants is not None:
+            self._watch(conn, selectors.EVENT_READ if wants == WANT_READ else selectors.EVENT_WRITE)
+            return
         conn.phase = Phase.HEAD
-        self._progress(conn)
+        self._admission.touch(conn)
         self._watch(conn, selectors.EVENT_READ)
         self._on_readable(conn)
-
-    def _recv(self, conn: Connection, size: int) -> bytes | None:
-        """Up to ``size`` bytes; b'' at end of stream (or a reset); None when nothing is there yet."""
-        try:
-            return conn.sock.recv(size)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return None
-        except ssl.SSLZeroReturnError:
-            return b""
-        except (ssl.SSLError, OSError):
-            return b""
 
     def _on_readable(self, conn: Connection) -> None:
         for _ in range(READS_PER_EVENT + 1):
@@ -325,7 +294,7 @@ class EventLoop:
             if len(conn.inbuf) > httpwire.MAX_HEAD_BYTES:
                 self._http_error(conn, HttpError(431, f"request head over {httpwire.MAX_HEAD_BYTES} bytes"))
                 return False
-            data = self._recv(conn, 65536)
+            data = conn.recv(65536)
             if data is None:
                 return False
             if not data:
@@ -335,7 +304,7 @@ class EventLoop:
                 conn.idle = False
                 conn.deadline = time.monotonic() + self.limits.request_timeout
             conn.inbuf += data
-            self._progress(conn)
+            self._admission.touch(conn)
             return True
         raw = bytes(conn.inbuf[:end])
         del conn.inbuf[:end]
@@ -358,15 +327,11 @@ class EventLoop:
         conn.keep_alive = head.keep_alive
         conn.authorized = conn.trusted or self._token_ok(head)
         if length > self.limits.large_body_bytes:
-            conn.large = True
-            if self._large_in_flight >= self.limits.max_large_bodies:
+            conn.deadline = time.monotonic() + self.limits.request_timeout  # counted from its turn
+            if not self._large.take(conn):
                 conn.phase = Phase.WAIT_SLOT
-                conn.deadline = time.monotonic() + self.limits.request_timeout
                 self._watch(conn, 0)
-                self._waiting_slot.append(conn)
                 return
-            self._large_in_flight += 1
-            conn.deadline = time.monotonic() + self.limits.request_timeout
         self._enter_body(conn)
 
     def _enter_body(self, conn: Connection) -> None:
@@ -374,9 +339,10 @@ class EventLoop:
         assert conn.head is not None
         if conn.head.expects_continue and conn.remaining and not conn.inbuf:
             try:
-                if conn.sock.send(httpwire.CONTINUE) != len(httpwire.CONTINUE):
-                    raise OSError("short write")
-            except (OSError, ssl.SSLError):
+                sent = conn.send(httpwire.CONTINUE)
+            except OSError:
+                sent = None
+            if sent != len(httpwire.CONTINUE):  # 25 bytes into an empty socket buffer: never short
                 self._close(conn)
                 return
         self._watch(conn, selectors.EVENT_READ)
@@ -395,14 +361,14 @@ class EventLoop:
                 conn.remaining -= len(take)
                 conn.take_body(take)
             if conn.remaining:
-                data = self._recv(conn, min(conn.remaining, RECV_BYTES))
+                data = conn.recv(min(conn.remaining, RECV_BYTES))
                 if data is None:
                     return False
                 if not data:
                     self._close(conn)
                     return False
                 conn.remaining -= len(data)
-                self._progress(conn)
+                self._admission.touch(conn)
                 conn.take_body(data)
                 del data
             if conn.remaining:
@@ -414,7 +380,7 @@ class EventLoop:
 
     def _body_done(self, conn: Connection) -> None:
         call = conn.finish_body()
-        self._evictable.pop(conn, None)
+        self._admission.untrack(conn)
         if call is None:
             self._release_slot(conn)
             self._respond(conn, httpwire.response(200, dumps_fault(FAULT_BAD_ARGUMENT, conn.refused),
@@ -427,21 +393,12 @@ class EventLoop:
 
     # -- large bodies -------------------------------------------------------------
     def _release_slot(self, conn: Connection) -> None:
-        if not conn.large:
-            return
-        conn.large = False
-        if conn.phase is Phase.WAIT_SLOT:
-            return  # it never had one
-        self._large_in_flight -= 1
-        while self._waiting_slot and self._large_in_flight < self.limits.max_large_bodies:
-            waiting = self._waiting_slot.popleft()
-            if waiting.phase is not Phase.WAIT_SLOT:
-                continue
-            self._large_in_flight += 1
+        had_slot = conn.large and conn.phase is not Phase.WAIT_SLOT
+        for waiting in self._large.give_back(conn):
             waiting.deadline = time.monotonic() + self.limits.request_timeout
             self._enter_body(waiting)
             self._kicked.append(waiting)
-        if self._large_in_flight == 0:
+        if had_slot and self._large.in_flight == 0:
             release_memory()
 
     # -- answering ----------------------------------------------------------------
@@ -449,7 +406,7 @@ class EventLoop:
         extra = (("Allow", "POST"),) if exc.status == 405 else ()
         self._release_slot(conn)
         conn.reader = conn.decoder = None
-        self._evictable.pop(conn, None)
+        self._admission.untrack(conn)
         self._respond(conn, httpwire.plain(exc.status, exc.message, close=True, extra=extra), True)
 
     def _respond(self, conn: Connection, data: bytes, close: bool) -> None:
@@ -463,12 +420,12 @@ class EventLoop:
         assert conn.outbuf is not None
         while conn.outbuf:
             try:
-                sent = conn.sock.send(conn.outbuf)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                self._watch(conn, selectors.EVENT_WRITE)
-                return
-            except (ssl.SSLError, OSError):
+                sent = conn.send(conn.outbuf)
+            except OSError:
                 self._close(conn)
+                return
+            if sent is None:
+                self._watch(conn, selectors.EVENT_WRITE)
                 return
             conn.outbuf = conn.outbuf[sent:]
         conn.outbuf = None
@@ -477,7 +434,7 @@ class EventLoop:
             return
         conn.phase, conn.head, conn.idle = Phase.HEAD, None, True
         conn.deadline = time.monotonic() + self.limits.keepalive_timeout
-        self._evictable[conn] = None
+        self._admission.track(conn)
         self._watch(conn, selectors.EVENT_READ)
         if conn.inbuf:
             conn.idle = False
@@ -501,8 +458,8 @@ class EventLoop:
     def _last_word(self, conn: Connection, data: bytes) -> None:
         """Best effort: one non-blocking send of an error, then close."""
         try:
-            conn.sock.send(data)
-        except (OSError, ssl.SSLError):
+            conn.send(data)
+        except OSError:
             pass
         self._close(conn)
 
@@ -523,7 +480,7 @@ class EventLoop:
         conn.inbuf = bytearray()
         conn.outbuf = None
         self._conns.discard(conn)
-        self._evictable.pop(conn, None)
+        self._admission.untrack(conn)
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except (OSError, ValueError):
