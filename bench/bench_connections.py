@@ -38,7 +38,7 @@ def _env(src: str | None) -> dict[str, str]:
     return {"PYTHONPATH": src} if src else {}
 
 
-def slow_senders(src: str | None, count: int = 500, seconds: float = 20.0) -> None:
+def slow_senders(src: str | None, count: int = 500, seconds: float = 40.0) -> None:
     daemon = start_daemon(env=_env(src))
     try:
         pid = daemon.proc.pid

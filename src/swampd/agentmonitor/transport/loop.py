@@ -158,12 +158,15 @@ class EventLoop:
                 pass
 
     def _drain_wake(self) -> None:
-        self._woken = False
+        # Read the wake bytes first, then clear the flag: a worker that finds the flag
+        # still set has appended its answer before this, and _drain_completions (which
+        # always follows) sends it; one that finds it clear writes a byte of its own.
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, OSError):
             pass
+        self._woken = False
 
     def _drain_completions(self) -> None:
         while self._completions:
