@@ -42,7 +42,9 @@ class AgentMonitorAPI:
         true only for the call that started a new launch.  Members:
         projectid, viewer (required); userid, viewer_uuid, db_path,
         db_checksum, results (array of {package, package_type, files,
-        source_archive, tool_name}).
+        source_archive, tool_name}).  db_path must be a regular file under
+        viewer_db_roots, files and source_archive under result_roots
+        (fault 1 otherwise, at this call).
         """
         args = v.require_struct(args, "launchViewer argument")
         v.reject_unknown(args, LAUNCH_KEYS, "launchViewer argument")
