@@ -193,3 +193,36 @@ def test_content_length_is_one_number_of_ascii_digits(daemon):
         reply = raw_request(daemon.port, head + b"\r\n", body)
         assert reply.startswith(b"HTTP/1.1 400"), (lengths, reply[:100])
     assert daemon.api.listViewers() == []
+
+
+def test_a_report_gets_a_thread_while_every_client_thread_is_busy(make_daemon):
+    """Execute nodes' reports run on threads of their own: client calls stuck in every client thread
+    (here: one thread, waiting for the registry's write lock) do not keep a report waiting."""
+    import sqlite3
+
+    daemon = make_daemon(agentmonitor={"request_threads": 1})
+    record, token = launch_ready(daemon)
+    lock = sqlite3.connect(daemon.state_dir / "registry.sqlite3", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # every write in the daemon now waits
+    stuck = threading.Thread(target=lambda: fault_or_none(
+        lambda: daemon.rpc(timeout=60).agentMonitor.launchViewer({"projectid": "stuck", "viewer": "CodeDX"})))
+    stuck.start()
+    try:
+        time.sleep(1.0)  # the launch reaches the one client thread and waits there for the lock
+        snapshot = {"execrunid": record["execrunid"], "epoch": record["epoch"], "token": token,
+                    "path": "/etc/shadow", "checksum": "0" * 128}
+        code = fault_or_none(lambda: daemon.rpc(timeout=60).agentMonitor.viewerSnapshot(snapshot))
+        client_still_stuck = stuck.is_alive()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        stuck.join(60)
+    assert code == 1 and client_still_stuck
+
+
+def fault_or_none(call) -> int | None:
+    try:
+        call()
+    except xmlrpc.client.Fault as fault:
+        return fault.faultCode
+    return None

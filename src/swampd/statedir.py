@@ -23,8 +23,11 @@ DAEMON_FILES = ("swampd.lock", "swampd.pid", "registry.sqlite3", "registry.sqlit
                 "registry.sqlite3-shm", "registry.sqlite3-journal")
 
 
-class StateDirError(Exception):
-    """The state dir, or a file in it, is not safe to use; the message says why and what to do."""
+class StateDirError(OSError):
+    """The state dir, or a file in it, is not safe to use; the message says why and what to do.
+
+    An OSError, so that code that guards an open against OSError also stops here.
+    """
 
 
 class LockHeld(Exception):
