@@ -40,4 +40,7 @@ tests/db/build_udf.sh
 # readable screenshots, and venv for Debian's own Python 3.11, which
 # scripts/test.sh runs the viewer and guest tests on once.
 apt_install chromium fonts-dejavu-core python3-venv
+
+# --- interoperability (issue 9): SWAMP's own Perl XML-RPC client talks to a real daemon.
+apt_install librpc-xml-perl
 exit 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+from contextlib import ExitStack
 import tarfile
 import zipfile
 
@@ -97,16 +98,37 @@ def test_source_archives_become_zips(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    name, path = source_zip(src, tmp_path / "scratch")
-    assert name == "pkg.zip"
-    assert sorted(zipfile.ZipFile(path).namelist()) == ["pkg/a.c", "pkg/b.h"]
-    zipped = tmp_path / "lib.jar"
-    with zipfile.ZipFile(zipped, "w") as zf:
-        zf.writestr("A.java", "class A {}")
-    assert source_zip(zipped, tmp_path / "s2") == ("lib.zip", zipped)
-    result = tmp_path / "r.xml"
-    result.write_text("x")
-    files = upload_files({"files": [str(result)], "source_archive": str(src), "package_type": "1"}, tmp_path / "s3")
-    assert [n for n, _ in files] == ["r.xml", "pkg.zip"]
-    files = upload_files({"files": [str(result)], "source_archive": str(src), "package_type": "3"}, tmp_path / "s4")
-    assert [n for n, _ in files] == ["r.xml"]  # bytecode "source" is not uploaded
+    roots, cap = [str(tmp_path)], 1 << 20
+    with ExitStack() as opened:
+        name, fh = source_zip(src.name, opened.enter_context(open(src, "rb")), tmp_path / "scratch", opened)
+        assert name == "pkg.zip"
+        assert sorted(zipfile.ZipFile(fh).namelist()) == ["pkg/a.c", "pkg/b.h"]
+        zipped = tmp_path / "lib.jar"
+        with zipfile.ZipFile(zipped, "w") as zf:
+            zf.writestr("A.java", "class A {}")
+        name, fh = source_zip(zipped.name, opened.enter_context(open(zipped, "rb")), tmp_path / "s2", opened)
+        assert name == "lib.zip" and fh.read() == zipped.read_bytes()
+        result = tmp_path / "r.xml"
+        result.write_text("x")
+        files = upload_files({"files": [str(result)], "source_archive": str(src), "package_type": "1"},
+                             tmp_path / "s3", roots, cap, opened)
+        assert [n for n, _ in files] == ["r.xml", "pkg.zip"]
+        files = upload_files({"files": [str(result)], "source_archive": str(src), "package_type": "3"},
+                             tmp_path / "s4", roots, cap, opened)
+        assert [n for n, _ in files] == ["r.xml"]  # bytecode "source" is not uploaded
+
+
+def test_result_files_are_read_only_under_their_roots(tmp_path):
+    """Finding 3, where the file is read: a path outside the roots, a link or a FIFO is never uploaded."""
+    import os
+
+    from swampd.agentmonitor.uploads import UploadFailed
+
+    root = tmp_path / "results"
+    root.mkdir()
+    (root / "shadow").symlink_to("/etc/shadow")
+    os.mkfifo(root / "fifo")
+    with ExitStack() as opened:
+        for path in ("/etc/shadow", str(root / "shadow"), str(root / "fifo")):
+            with pytest.raises(UploadFailed):
+                upload_files({"files": [path]}, tmp_path / "s", [str(root)], 1 << 20, opened)

@@ -22,6 +22,7 @@ def make(make_daemon: Any, tmp_path: Path, *double_args: str, start: bool = True
     command = ["{python}", str(DOUBLE), "--port", "{port}", "--context", "{url_uuid}",
                "--run-params", "{sandbox}/run-params.sh", "--record", str(record), *double_args]
     daemon = make_daemon(start=start, viewers={"CodeDX": {"command": command}},
+                         agentmonitor={"result_roots": [str(tmp_path)]},
                          extra={"codedx": {"base_url": "http://{vmip}/{url_uuid}", "poll_interval": 0.1,
                                            "timeout": 10}})
     return daemon, record

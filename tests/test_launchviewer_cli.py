@@ -28,11 +28,18 @@ def test_success_is_one_line_and_exit_0(daemon):
 
 
 def test_options_as_the_stored_procedure_passes_them(daemon):
+    results = daemon.state_dir / "results" / "A-Results" / "r"  # under the default result_roots
+    results.mkdir(parents=True)
+    for name in ("src.tgz", "r1.xml", "r2.xml"):
+        (results / name).write_text(name)
     out = launchviewer("--url", daemon.url, "--viewer_name", "CodeDX", "--project", "proc-p",
                        "--viewer_db_checksum", "NULL", "--viewer_uuid", "vi-2", "--user_uuid", "u-2",
-                       "--package", "my pkg", "--tool_name", "tool", "--source_archive_path", "/swamp/src.tgz",
-                       "--package_type", "1", "--file_path", "/swamp/r1.xml", "--file_path", "/swamp/r2.xml")
+                       "--package", "my pkg", "--tool_name", "tool", "--source_archive_path", f"{results}/src.tgz",
+                       "--package_type", "1", "--file_path", f"{results}/r1.xml", "--file_path", f"{results}/r2.xml")
     assert (out.returncode, out.stdout) == (0, "SUCCESS\n"), out.stderr
+    out = launchviewer("--url", daemon.url, "--viewer_name", "CodeDX", "--project", "proc-p2", "--package", "p",
+                       "--file_path", "/etc/shadow")
+    assert out.returncode == 1 and out.stdout.startswith("ERROR") and "not inside" in out.stdout, out.stdout
 
 
 def test_wait_prints_the_url_of_a_working_viewer(daemon):

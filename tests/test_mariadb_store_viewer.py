@@ -40,6 +40,11 @@ def new_instance(db: ScratchDB, project: str) -> str:
     return instance
 
 
+def ROOTS(directory: Path) -> dict[str, Any]:  # noqa: N802 (reads as a constant at the call)
+    """The tests write snapshots under tmp_path: make it the daemon's viewer_db_roots."""
+    return {"viewer_db_roots": [str(directory)]}
+
+
 def snapshot_file(directory: Path, name: str) -> tuple[str, str]:
     """A real viewer database bundle (what codedx_viewerdb.sh writes), and its SHA-512."""
     path = directory / name
@@ -62,7 +67,7 @@ def launch_ready(daemon: Any, project: str, instance: str, **extra: Any) -> dict
 
 
 def test_snapshot_reaches_store_viewer(scratch_db, make_daemon, tmp_path):
-    daemon = make_daemon(extra={"mariadb": mariadb_table(scratch_db)})
+    daemon = make_daemon(agentmonitor=ROOTS(tmp_path), extra={"mariadb": mariadb_table(scratch_db)})
     instance = new_instance(scratch_db, "p-sv")
     launch_ready(daemon, "p-sv", instance)
     path, checksum = snapshot_file(tmp_path, "codedx_viewerdb_20260101000000.tar.gz")
@@ -72,7 +77,7 @@ def test_snapshot_reaches_store_viewer(scratch_db, make_daemon, tmp_path):
 
 
 def test_store_viewer_waits_out_a_mariadb_outage_and_a_daemon_restart(scratch_db, make_daemon, tmp_path):
-    daemon = make_daemon(extra={"mariadb": mariadb_table(scratch_db)})
+    daemon = make_daemon(agentmonitor=ROOTS(tmp_path), extra={"mariadb": mariadb_table(scratch_db)})
     instance = new_instance(scratch_db, "p-down")
     launch_ready(daemon, "p-down", instance)
     path, checksum = snapshot_file(tmp_path, "codedx_viewerdb_20260102000000.tar.gz")
@@ -92,7 +97,7 @@ def test_store_viewer_waits_out_a_mariadb_outage_and_a_daemon_restart(scratch_db
 
 
 def test_relaunch_restores_the_latest_snapshot_and_refuses_a_bad_one(scratch_db, make_daemon, tmp_path):
-    daemon = make_daemon(extra={"mariadb": mariadb_table(scratch_db)})
+    daemon = make_daemon(agentmonitor=ROOTS(tmp_path), extra={"mariadb": mariadb_table(scratch_db)})
     instance = new_instance(scratch_db, "p-re")
     launch_ready(daemon, "p-re", instance)
     old_path, old_sum = snapshot_file(tmp_path, "older.tar.gz")
@@ -125,7 +130,8 @@ def test_launch_history_and_status_with_the_documented_grants(scratch_db, make_d
     secret = tmp_path / "mariadb.password"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
-    daemon = make_daemon(extra={"mariadb": mariadb_table(scratch_db, user=user, password_file=str(secret),
+    daemon = make_daemon(agentmonitor=ROOTS(tmp_path),
+                         extra={"mariadb": mariadb_table(scratch_db, user=user, password_file=str(secret),
                                                          launch_history=True)})
     instance = new_instance(scratch_db, "p-hist")
     record = launch_ready(daemon, "p-hist", instance, userid="u-hist")

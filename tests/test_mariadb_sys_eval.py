@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,11 +22,19 @@ from support.mariadb import MysqlInstall, ScratchDB, scratch_db  # noqa: F401
 
 PROJECT = "0c2e1f7a-9b7d-4e8e-8f43-5d0b1d0e0a01"
 USER = "4b1f4a7e-6a43-11e3-8b8b-0800200c9a66"
+#: SWAMP's /swamp, in a scratch copy holding the files the tests name (the daemon's result_roots).
+SWAMP = Path("/swamp")
+SWAMP_FILES = ("SCAProjects/p/A-Results/r/out.xml", "store/pkg.tar.gz", "r1.xml", "r2.xml", "s.zip")
 
 
 @pytest.fixture
 def wired(scratch_db: ScratchDB, make_daemon: Any) -> Iterator[tuple[ScratchDB, Any, MysqlInstall]]:
-    daemon = make_daemon()
+    global SWAMP
+    SWAMP = Path(tempfile.mkdtemp(prefix="swamp-"))
+    for name in SWAMP_FILES:
+        (SWAMP / name).parent.mkdir(parents=True, exist_ok=True)
+        (SWAMP / name).write_text(name)
+    daemon = make_daemon(agentmonitor={"result_roots": [str(SWAMP)]})
     install = MysqlInstall(daemon.config)
     scratch_db.sql("UPDATE swampd_test_setting SET value=%s WHERE name='launch_viewer_cmd'",
                    (str(install.bin / "launch_viewer"),))
@@ -34,10 +44,13 @@ def wired(scratch_db: ScratchDB, make_daemon: Any) -> Iterator[tuple[ScratchDB, 
         yield scratch_db, daemon, install
     finally:
         install.remove()
+        shutil.rmtree(SWAMP, ignore_errors=True)
 
 
-def add_result(db: ScratchDB, uuid: str, package: str, files: str = "/swamp/SCAProjects/p/A-Results/r/out.xml",
-               tool: str = "cppcheck", source: str | None = "/swamp/store/pkg.tar.gz") -> None:
+def add_result(db: ScratchDB, uuid: str, package: str, files: str = "", tool: str = "cppcheck",
+               source: str | None = "") -> None:
+    files = files or f"{SWAMP}/SCAProjects/p/A-Results/r/out.xml"
+    source = f"{SWAMP}/store/pkg.tar.gz" if source == "" else source
     db.sql("INSERT INTO assessment_result (assessment_result_uuid, package_name, package_type_id, tool_name,"
            " source_archive_path, file_path) VALUES (%s, %s, %s, %s, %s, %s)", (uuid, package, 1, tool, source, files))
 
@@ -63,7 +76,7 @@ def test_call_launch_viewer_launches_through_sys_eval(wired):
     store = Store(daemon.state_dir / "registry.sqlite3")
     results = store.results(store.get_viewer(PROJECT, "CodeDX").id)
     assert [(r["package"], r["files"], r["source_archive"]) for r in results] == [
-        ("zlib 1.2.11", ["/swamp/SCAProjects/p/A-Results/r/out.xml"], "/swamp/store/pkg.tar.gz")]
+        ("zlib 1.2.11", [f"{SWAMP}/SCAProjects/p/A-Results/r/out.xml"], f"{SWAMP}/store/pkg.tar.gz")]
 
     # A click on an already-running viewer: SUCCESS, fast, same launch, nothing left running.
     started = time.monotonic()
@@ -77,10 +90,10 @@ def test_call_launch_viewer_launches_through_sys_eval(wired):
 
 def test_every_option_in_any_order_through_the_wrapper(wired):
     _, daemon, install = wired
-    argv = [str(install.bin / "launch_viewer"), "--file_path", "/swamp/r2.xml", "--user_uuid", USER,
+    argv = [str(install.bin / "launch_viewer"), "--file_path", f"{SWAMP}/r2.xml", "--user_uuid", USER,
             "--package_type", "NULL", "--viewer_uuid", "vi-9", "--tool_name", "tool", "--project", "p-any",
-            "--source_archive_path", "/swamp/s.zip", "--viewer_db_checksum", "NULL", "--package", "pkg",
-            "--file_path", "/swamp/r1.xml", "--viewer_name", "CodeDX", "--viewer_db_path", "NULL"]
+            "--source_archive_path", f"{SWAMP}/s.zip", "--viewer_db_checksum", "NULL", "--package", "pkg",
+            "--file_path", f"{SWAMP}/r1.xml", "--viewer_name", "CodeDX", "--viewer_db_path", "NULL"]
     # as the mysql user, with no environment at all and the server's data dir as cwd
     done = subprocess.run(["setpriv", "--reuid=mysql", "--regid=mysql", "--clear-groups", "--", *argv],
                           env={}, cwd="/var/lib/mysql", capture_output=True, text=True, timeout=60)

@@ -242,3 +242,19 @@ def wait_until(predicate, timeout: float) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_job_that_died_carries_its_last_error_line_into_the_status(world, tmp_path):
+    """A job killed by an exception leaves no exit status; the reason it died is the last
+    error line of its log, and that reaches the viewer's status."""
+    store, scheduler, reconciler, service = world
+    job_dir = scheduler.jobs_root / ("f" * 32)
+    job_dir.mkdir(parents=True)
+    (job_dir / "spawned").write_text(json.dumps({"pid": 1, "pgid": 1}))
+    (job_dir / "vruntask.log").write_text(
+        "2026-11-30 04:00:00 vruntask[42] INFO restoring the viewer database\n"
+        "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+        "TypeError: extractall() got an unexpected keyword argument 'filter'\n")
+    observation = scheduler.observe()["f" * 32]
+    assert observation.exit_code is None
+    assert observation.reason.endswith("TypeError: extractall() got an unexpected keyword argument 'filter'")

@@ -90,9 +90,10 @@ def domain_names() -> set[str]:
 
 def test_real_guest_boots_ready_stops_and_saves_its_database(
         make_daemon: Callable[..., Daemon], guest: Guest, tap: Tap, tmp_path: Path) -> None:
-    old = tmp_path / "codedx_viewerdb_old.tar.gz"
-    old.write_bytes(snapshot_bytes(b"select 'the saved database';\n"))
     daemon = vm_daemon(make_daemon, guest, tap)
+    old = daemon.state_dir / "SCAProjects" / PROJECT / "V-Runs" / "older" / "codedx_viewerdb_old.tar.gz"
+    old.parent.mkdir(parents=True)  # under the viewer store: the default viewer_db_roots
+    old.write_bytes(snapshot_bytes(b"select 'the saved database';\n"))
     try:
         started = time.monotonic()
         launched = daemon.api.launchViewer({

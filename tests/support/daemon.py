@@ -12,7 +12,9 @@ import xmlrpc.client
 from pathlib import Path
 from typing import Any, Callable
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+#: The source tree the daemon processes run from; SWAMPD_TEST_SRC points the
+#: suite at another one (e.g. an export of main, to see a new test fail there).
+SRC = Path(os.environ.get("SWAMPD_TEST_SRC") or Path(__file__).resolve().parents[2] / "src")
 
 
 def free_port() -> int:
@@ -60,8 +62,10 @@ class Daemon:
 
     def __init__(self, root: Path, viewers: dict[str, dict[str, Any]] | None = None,
                  agentmonitor: dict[str, Any] | None = None, scheduler: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None, extra: dict[str, dict[str, Any]] | None = None) -> None:
-        """``extra``: more top-level tables, e.g. {"mariadb": {...}, "codedx": {...}}."""
+                 env: dict[str, str] | None = None, extra: dict[str, dict[str, Any]] | None = None,
+                 nofile: int | None = None) -> None:
+        """``extra``: more top-level tables, e.g. {"mariadb": {...}, "codedx": {...}};
+        ``nofile``: the daemon's file-descriptor limit (soft and hard), as a unit's LimitNOFILE."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_dir = self.root / "state"
@@ -79,6 +83,7 @@ class Daemon:
         self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.root / "swampd.log"
+        self.nofile = nofile
 
     def start(self, extra_env: dict[str, str] | None = None, wait: bool = True) -> "Daemon":
         env = dict(os.environ)
@@ -89,11 +94,17 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swampd.cli.swampd_main", "serve", "--config", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            preexec_fn=self._limits if self.nofile else None,
         )
         log.close()
         if wait:
             wait_for(self.answering, 20, what=f"daemon on port {self.port}")
         return self
+
+    def _limits(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def answering(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -29,6 +29,9 @@ class AgentMonitorAPI:
     def __init__(self, service: ViewerService, config: Config) -> None:
         self.service = service
         self.viewers = config.viewer_names
+        #: Caller-named files are confined to these (issue 9 findings 1-3), checked at the call.
+        self.viewer_dbs = v.Roots(config.viewer_db_roots, config.agentmonitor.max_viewer_db_bytes)
+        self.results = v.Roots(config.result_roots, config.agentmonitor.max_result_bytes)
 
     def _key(self, projectid: Any, viewer: Any) -> tuple[str, str]:
         return check_identifier("projectid", projectid), check_viewer_name(viewer, self.viewers)
@@ -41,7 +44,9 @@ class AgentMonitorAPI:
         true only for the call that started a new launch.  Members:
         projectid, viewer (required); userid, viewer_uuid, db_path,
         db_checksum, results (array of {package, package_type, files,
-        source_archive, tool_name}).
+        source_archive, tool_name}).  db_path must be a regular file under
+        viewer_db_roots, files and source_archive under result_roots
+        (fault 1 otherwise, at this call).
         """
         args = v.require_struct(args, "launchViewer argument")
         v.reject_unknown(args, LAUNCH_KEYS, "launchViewer argument")
@@ -54,9 +59,9 @@ class AgentMonitorAPI:
             viewer=viewer,
             userid=v.optional_identifier(args, "userid"),
             viewer_uuid=v.optional_identifier(args, "viewer_uuid"),
-            db_path=v.optional_path(args, "db_path"),
+            db_path=v.optional_confined_path(args, "db_path", self.viewer_dbs),
             db_checksum=v.optional_checksum(args, "db_checksum"),
-            results=v.results_list(args.get("results", [])),
+            results=v.results_list(args.get("results", []), self.results),
         )
         return self.service.launch(request)
 
@@ -141,7 +146,7 @@ class AgentMonitorAPI:
             execrunid=v.text(args["execrunid"], "execrunid", 300),
             epoch=v.integer(args["epoch"], "epoch"),
             token=v.text(args["token"], "token", 200),
-            path=v.absolute_path(args["path"], "path"),
+            path=v.confined_path(args["path"], "path", self.viewer_dbs),
             checksum=checksum,
             platform=v.text(args.get("platform", ""), "platform", 256),
             version=v.text(args.get("version", ""), "version", 256),

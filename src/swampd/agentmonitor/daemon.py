@@ -11,13 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import ssl
 import sys
 import threading
 from pathlib import Path
-
-import filelock
 
 from swampd.config import Config, daemon_url
 from swampd.effects import change_effects as effects_on_change
@@ -25,10 +22,12 @@ from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
 from swampd.lifecycle import groups
+from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_dir, write_private
 from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.api import AgentMonitorAPI
 from swampd.agentmonitor.changes import ChangeFeed
+from swampd.agentmonitor.credentials import ensure_token_file
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
 from swampd.agentmonitor.service import ViewerService
@@ -53,19 +52,27 @@ class StateDirLock:
 
     def __init__(self, state_dir: Path) -> None:
         # Process-wide, not per thread: the daemon may be closed from any thread.
-        self.lock = filelock.FileLock(str(state_dir / "swampd.lock"), timeout=0, thread_local=False)
+        self.lock = PrivateLock(state_dir / "swampd.lock")
         self.pid_file = state_dir / "swampd.pid"
         self.state_dir = state_dir
 
     def acquire(self) -> None:
+        """Check the state dir is private, then take its lock (exit 2 either way: a restart will not help)."""
         try:
+            check_state_dir(self.state_dir)
             self.lock.acquire()
-        except filelock.Timeout:
+        except LockHeld:
             holder = _read_pid(self.pid_file)
             who = f"pid {holder}" if holder else "another process"
             raise StartupError(f"state dir {self.state_dir} is in use by another swampd ({who})",
                                EXIT_IN_USE) from None
-        self.pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        except (StateDirError, OSError) as exc:
+            raise StartupError(str(exc), EXIT_IN_USE) from None
+        try:
+            write_private(self.pid_file, f"{os.getpid()}\n")
+        except (StateDirError, OSError) as exc:
+            self.lock.release()
+            raise StartupError(f"pid file: {exc}", EXIT_IN_USE) from None
 
     def release(self) -> None:
         try:
@@ -83,9 +90,10 @@ def _read_pid(path: Path) -> int | None:
 
 
 def read_token(token_file: str) -> str | None:
-    """The bearer token, from a file that only its owner may read."""
+    """The bearer token, from a file that only its owner may read (created when missing)."""
     if not token_file:
         return None
+    ensure_token_file(token_file)
     try:
         mode = os.stat(token_file).st_mode
         token = Path(token_file).read_text(encoding="utf-8").strip()
@@ -166,13 +174,15 @@ def register_database_effects(reconciler: Reconciler, service: ViewerService, st
     from swampd.agentmonitor.uploads import Uploader
     from swampd.agentmonitor.viewerdb import ViewerDatabases
 
-    databases = ViewerDatabases(store, config.mariadb, job_may_be_alive=reconciler.world.may_be_alive)
+    databases = ViewerDatabases(store, config.mariadb, config.viewer_db_roots, config.agentmonitor.max_viewer_db_bytes,
+                                job_may_be_alive=reconciler.world.may_be_alive)
     reconciler.register_handler("restore", databases.restore)
     reconciler.register_handler("store_viewer", databases.store_viewer)
     reconciler.register_handler("launch_history", databases.launch_history)
     if config.mariadb is not None:
         service.snapshot_effects = ("store_viewer",)
-    uploader = Uploader(store, config.codedx, state_dir / "uploads") if config.codedx is not None else None
+    uploader = (Uploader(store, config.codedx, state_dir / "uploads", config.result_roots,
+                         config.agentmonitor.max_result_bytes) if config.codedx is not None else None)
     reconciler.register_handler("upload", uploader.handle if uploader else (lambda item: None))
     if uploader is not None:
         service.result_effects = ("upload",)
@@ -185,7 +195,6 @@ class Daemon:
         self.config = config
         am = config.agentmonitor
         self.state_dir = Path(am.state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.lock = StateDirLock(self.state_dir)
         self.lock.acquire()
         try:
@@ -203,11 +212,10 @@ class Daemon:
                         f"{scheduler.kind} scheduler (it runs: {', '.join(sorted(scheduler.platforms))})"
                     )
             dispatcher = Dispatcher()
-            AgentMonitorServer.address_family = socket.AF_INET6 if ":" in am.host else socket.AF_INET
             try:
-                self.server = AgentMonitorServer((am.host, am.port), dispatcher, am.max_request_bytes, token)
+                self.server = AgentMonitorServer.from_config(am, dispatcher, token)
             except OSError as exc:
-                raise StartupError(f"cannot listen on {am.host}:{am.port}: {exc.strerror}") from None
+                raise StartupError(f"cannot listen on {exc.filename or f'{am.host}:{am.port}'}: {exc.strerror}") from None
             if am.tls_cert:
                 # The handshake happens in each connection's own thread (see
                 # RequestHandler.setup), so a stalled client cannot hold up accept().

@@ -31,8 +31,9 @@ import tarfile
 import time
 import uuid
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
 from swampd.clients.codedx import (
     JOB_DONE,
@@ -44,6 +45,7 @@ from swampd.clients.codedx import (
 )
 from swampd.config import CodeDxConfig, fill_placeholders
 from swampd.failpoints import failpoint
+from swampd.paths import PathRefused, open_confined
 from swampd.states import ViewerState
 from swampd.store import OutboxItem, Store, ViewerRecord
 
@@ -65,11 +67,14 @@ class UploadFailed(Exception):
 class Uploader:
     """Performs ``upload`` outbox items."""
 
-    def __init__(self, store: Store, config: CodeDxConfig, work_dir: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, config: CodeDxConfig, work_dir: Path, roots: Sequence[str] = (),
+                 max_bytes: int = 4 * 1024 ** 3, clock: Callable[[], float] = time.time) -> None:
+        """``roots``: where result files may be (config ``result_roots``); ``max_bytes``: the largest file read."""
         self.store = store
         self.config = config
         self.work_dir = Path(work_dir)
+        self.roots = tuple(roots)
+        self.max_bytes = max_bytes
         self.clock = clock
 
     # -- the outbox handler -----------------------------------------------
@@ -129,8 +134,9 @@ class Uploader:
     def _post(self, client: CodeDxClient, record: ViewerRecord, row: dict[str, Any], fp: str) -> None:
         result, rid = row["result"], row["result_id"]
         scratch = self.work_dir / f"result-{rid}"
+        opened = ExitStack()
         try:
-            files = upload_files(result, scratch)
+            files = upload_files(result, scratch, self.roots, self.max_bytes, opened)
             project_id = client.find_or_create_project(result["package"])
             before = sorted(int(a["id"]) for a in client.analyses(project_id) if isinstance(a.get("id"), int))
             attempt = f"swampd-{rid}-{uuid.uuid4().hex[:12]}"
@@ -156,6 +162,7 @@ class Uploader:
             log.info("%s: result %d (package %s, tool %s) posted as analysis %d (job %s)", record.execrunid, rid,
                      result["package"], result.get("tool_name") or "-", analysis.analysis_id, analysis.job_id)
         finally:
+            opened.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _adopt(self, client: CodeDxClient, row: dict[str, Any]) -> int | None:
@@ -218,47 +225,58 @@ def analysis_name(result: dict[str, Any], attempt: str) -> str:
     return f"{tool} ({attempt})"[:200]
 
 
-def upload_files(result: dict[str, Any], scratch: Path) -> list[tuple[str, Path]]:
-    """The (name, path) pairs to post: the result files, then the source as a zip."""
-    files: list[tuple[str, Path]] = []
+def upload_files(result: dict[str, Any], scratch: Path, roots: Sequence[str], max_bytes: int,
+                 opened: ExitStack) -> list[tuple[str, BinaryIO]]:
+    """The (name, open file) pairs to post: the result files, then the source as a zip.
+
+    Every file is opened confined to ``roots`` (see swampd.paths): a caller's
+    path cannot make the daemon upload a file from elsewhere, a device or a
+    FIFO.  The files stay open, in ``opened``, until the caller closes it.
+    """
+    files: list[tuple[str, BinaryIO]] = []
     for name in result.get("files", []):
-        path = Path(name)
-        if not path.is_file():
-            raise UploadFailed(f"result file {name} is missing")
-        files.append((path.name, path))
+        try:
+            files.append((Path(name).name, opened.enter_context(open_confined(name, roots, max_bytes, "result file"))))
+        except PathRefused as exc:
+            raise UploadFailed(str(exc)) from None
     source = result.get("source_archive") or ""
     if source and str(result.get("package_type", "")) not in BYTECODE_PACKAGE_TYPES:
-        path = Path(source)
-        if not path.is_file():
-            log.warning("source archive %s is missing; uploading the results without it", source)
+        try:
+            fh = opened.enter_context(open_confined(source, roots, max_bytes, "source archive"))
+        except PathRefused as exc:
+            log.warning("%s; uploading the results without it", exc)
         else:
-            files.append(source_zip(path, scratch))
+            files.append(source_zip(Path(source).name, fh, scratch, opened))
     if not files:
         raise UploadFailed("the result names no files")
     return files
 
 
-def source_zip(path: Path, scratch: Path) -> tuple[str, Path]:
+def source_zip(name: str, fh: BinaryIO, scratch: Path, opened: ExitStack) -> tuple[str, BinaryIO]:
     """The source archive as a zip (Code Dx reads source from zips); tar and gem files are converted."""
-    stem = path.name
+    stem = name
     for suffix in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".gem", ".jar", ".whl", ".zip"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    if zipfile.is_zipfile(path):
-        return f"{stem}.zip", path  # jar, wheel and zip files are zips already
-    if not tarfile.is_tarfile(path):
-        raise UploadFailed(f"source archive {path.name} is neither a zip nor a tar archive")
+    if zipfile.is_zipfile(fh):
+        fh.seek(0)
+        return f"{stem}.zip", fh  # jar, wheel and zip files are zips already
+    fh.seek(0)
+    try:
+        outer = tarfile.open(fileobj=fh)
+    except tarfile.TarError:
+        raise UploadFailed(f"source archive {name} is neither a zip nor a tar archive") from None
     scratch.mkdir(parents=True, exist_ok=True)
     target = scratch / f"{stem}.zip"
-    with tarfile.open(path) as outer:
+    with outer:
         inner = _gem_data(outer)
         if inner is not None:
             with tarfile.open(fileobj=inner) as data:
                 _tar_to_zip(data, target)
         else:
             _tar_to_zip(outer, target)
-    return target.name, target
+    return target.name, opened.enter_context(open(target, "rb"))
 
 
 def _gem_data(archive: tarfile.TarFile) -> Any:

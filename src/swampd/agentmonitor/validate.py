@@ -6,10 +6,12 @@ below it may assume well-formed input.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from swampd.errors import Fault, SwampdError
 from swampd.identifiers import preview, check_identifier
+from swampd.paths import PathRefused, confine
 
 MAX_TEXT = 1024
 MAX_PATH = 4096
@@ -71,8 +73,26 @@ def absolute_path(value: Any, name: str) -> str:
     return path
 
 
-def optional_path(struct: dict[str, Any], key: str) -> str:
-    return _optional(struct, key, absolute_path)
+@dataclass(frozen=True)
+class Roots:
+    """Where the files a caller names may be, and how large they may be (config ``*_roots``)."""
+
+    dirs: tuple[str, ...]
+    max_bytes: int
+
+
+def confined_path(value: Any, name: str, roots: Roots) -> str:
+    """An absolute path naming a regular file under ``roots`` (swampd.paths); checked now, at the call."""
+    path = absolute_path(value, name)
+    try:
+        confine(path, roots.dirs, roots.max_bytes, name)
+    except PathRefused as exc:
+        raise bad(str(exc)) from None
+    return path
+
+
+def optional_confined_path(struct: dict[str, Any], key: str, roots: Roots) -> str:
+    return _optional(struct, key, lambda value, name: confined_path(value, name, roots))
 
 
 def checksum(value: Any, name: str) -> str:
@@ -85,8 +105,8 @@ def optional_checksum(struct: dict[str, Any], key: str) -> str:
     return _optional(struct, key, checksum)
 
 
-def results_list(value: Any) -> list[dict[str, Any]]:
-    """The results a launch must upload to the viewer, checked member by member."""
+def results_list(value: Any, roots: Roots) -> list[dict[str, Any]]:
+    """The results a launch must upload to the viewer, checked member by member (files under ``roots``)."""
     if not isinstance(value, list):
         raise bad(f"results must be an array, not {type(value).__name__}")
     if len(value) > MAX_RESULTS:
@@ -105,10 +125,11 @@ def results_list(value: Any) -> list[dict[str, Any]]:
             "package": text(entry["package"], f"{where}.package", 256),
             "package_type": text(entry.get("package_type", ""), f"{where}.package_type", 64),
             "tool_name": text(entry.get("tool_name", ""), f"{where}.tool_name", 256),
-            "files": [absolute_path(f, f"{where}.files[{i}]") for i, f in enumerate(files)],
+            "files": [confined_path(f, f"{where}.files[{i}]", roots) for i, f in enumerate(files)],
         }
         source = entry.get("source_archive", "")
-        checked["source_archive"] = "" if source in NULL_WORDS else absolute_path(source, f"{where}.source_archive")
+        checked["source_archive"] = ("" if source in NULL_WORDS
+                                     else confined_path(source, f"{where}.source_archive", roots))
         out.append(checked)
     return out
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
-from swampd.checksums import file_digest
+from swampd.checksums import stream_digest
 from swampd.clients.mariadb import DatabaseRefused, LaunchRow, ViewerStore
 from swampd.config import MariaDBConfig
 from swampd.effects import Waiting
+from swampd.paths import PathRefused, open_confined
 from swampd.states import ViewerState, state_name
 from swampd.store import LaunchEntry, OutboxItem, Store, ViewerRecord
 
@@ -39,29 +40,41 @@ class ChecksumMismatch(Exception):
     """A viewer database is not the file its checksum was recorded for."""
 
 
-def verify_checksum(path: str, checksum: str) -> None:
-    """Raise ChecksumMismatch, with a reason a person can act on, unless ``path`` matches."""
+def verify_checksum(path: str, checksum: str, roots: Sequence[str], max_bytes: int) -> None:
+    """Raise ChecksumMismatch, with a reason a person can act on, unless ``path`` matches.
+
+    The file is opened confined to ``roots`` (never a FIFO, a device or a
+    file outside them), and the reason never carries the digest found: the
+    caller who named the file need not be someone who may read it.
+    """
     algorithm = _ALGORITHMS.get(len(checksum))
     if algorithm is None:
         raise ChecksumMismatch(f"viewer database {path}: recorded checksum is not a known digest length")
     try:
-        found = file_digest(path, algorithm)
+        with open_confined(path, roots, max_bytes, "viewer database") as fh:
+            found = stream_digest(fh, algorithm)
+    except PathRefused as exc:
+        raise ChecksumMismatch(f"{exc}; refusing to restore it") from None
     except OSError as exc:
         raise ChecksumMismatch(f"viewer database {path} cannot be read: {exc.strerror}") from None
     if found != checksum.lower():
         raise ChecksumMismatch(
             f"viewer database {path} does not match its recorded {algorithm} checksum "
-            f"(expected {checksum[:16]}..., found {found[:16]}...); refusing to restore it")
+            f"(expected {checksum[:16]}...); refusing to restore it")
 
 
 class ViewerDatabases:
     """The outbox handlers for saved viewer databases and SWAMP's viewer rows."""
 
-    def __init__(self, store: Store, mariadb: MariaDBConfig | None,
+    def __init__(self, store: Store, mariadb: MariaDBConfig | None, roots: Sequence[str] = (),
+                 max_bytes: int = 64 * 1024 ** 3,
                  job_may_be_alive: Callable[[LaunchEntry], bool] = lambda launch: False,
                  clock: Callable[[], float] = time.time) -> None:
-        """``job_may_be_alive``: the reconciler's word on an earlier launch's job."""
+        """``roots``: where viewer databases may be (config ``viewer_db_roots``); ``max_bytes``: the
+        largest read; ``job_may_be_alive``: the reconciler's word on an earlier launch's job."""
         self.store = store
+        self.roots = tuple(roots)
+        self.max_bytes = max_bytes
         self.job_may_be_alive = job_may_be_alive
         self.config = mariadb
         self.db = ViewerStore(mariadb) if mariadb is not None else None
@@ -119,7 +132,7 @@ class ViewerDatabases:
             reason = f"viewer database {path} has no recorded checksum; refusing to restore it"
         else:
             try:
-                verify_checksum(path, checksum)
+                verify_checksum(path, checksum, self.roots, self.max_bytes)
             except ChecksumMismatch as exc:
                 reason = str(exc)
         with self.store.transaction() as tx:

@@ -12,8 +12,10 @@ order is, first match wins:
 4. built-in defaults (the daemon at ``http://127.0.0.1:8084/``)
 
 The daemon URL itself is ``--url``, else ``SWAMPD_URL``, else the file's
-``[agentmonitor]`` host and port, else the default.  Nothing here depends
-on HOME or the current directory.  Standard library only: these programs
+``[agentmonitor]`` Unix socket (when configured and present: whoever its
+mode and group admit may call without a token, which is how the database's
+OS user should call), else its host and port, else the default.  Nothing
+here depends on HOME or the current directory.  Standard library only: these programs
 start for every click.
 """
 from __future__ import annotations

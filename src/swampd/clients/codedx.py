@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
@@ -127,14 +127,20 @@ class CodeDxClient:
             raise CodeDxUnavailable(f"GET analyses of project {project_id}: no list in the answer")
         return [a for a in items if isinstance(a, dict)]
 
-    def upload(self, project_id: int, files: list[tuple[str, Path]]) -> Analysis:
-        """POST the files as one analysis, parts ``file1``..``fileN`` as SWAMP sent them."""
+    def upload(self, project_id: int, files: list[tuple[str, Path | BinaryIO]]) -> Analysis:
+        """POST the files as one analysis, parts ``file1``..``fileN`` as SWAMP sent them.
+
+        A file may be given open (the uploader opens callers' files confined to their roots).
+        """
         handles = []
         try:
             parts = []
             for n, (name, path) in enumerate(files, 1):
-                fh = open(path, "rb")
-                handles.append(fh)
+                if isinstance(path, Path):
+                    fh: BinaryIO = open(path, "rb")
+                    handles.append(fh)
+                else:
+                    fh = path
                 parts.append((f"file{n}", (name, fh, "application/octet-stream")))
             body = self._call("POST", f"/api/projects/{int(project_id)}/analysis", files=parts)
         finally:

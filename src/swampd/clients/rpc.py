@@ -3,14 +3,17 @@
 Kept to the standard library's ``xmlrpc.client`` and ``tomllib`` so that
 ``launchviewer``, which the database starts for every click, imports little.
 The daemon's URL is ``--url``, else ``SWAMPD_URL``, else the config file's
-``[agentmonitor]`` url (or host and port), else ``http://127.0.0.1:8084/``.
-An ``https`` URL is verified against ``[agentmonitor] tls_ca`` when set, else
-against the system's trusted certificates.
+``[agentmonitor]`` Unix socket (when configured and present, as
+``unix:/path``), url, or host and port, else ``http://127.0.0.1:8084/``.
+Through the Unix socket no token is needed: its file mode and group decide
+who may call.  An ``https`` URL is verified against ``[agentmonitor]
+tls_ca`` when set, else against the system's trusted certificates.
 """
 from __future__ import annotations
 
 import http.client
 import os
+import socket
 import xmlrpc.client
 from typing import Any, NamedTuple
 
@@ -50,6 +53,38 @@ class TimeoutTransport(_Options, xmlrpc.client.Transport):
         self._timeout, self._token = timeout, token
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix-domain socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class UnixTransport(xmlrpc.client.Transport):
+    """XML-RPC through the daemon's Unix socket, kept alive; no token (the socket's mode decides)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__()
+        self._path, self._timeout = path, timeout
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        if self._connection and host == self._connection[0]:
+            return self._connection[1]
+        self._connection = host, UnixHTTPConnection(self._path, self._timeout)
+        return self._connection[1]
+
+
 class TimeoutSafeTransport(_Options, xmlrpc.client.SafeTransport):
     """HTTPS with certificate and host name verification, kept alive."""
 
@@ -73,7 +108,10 @@ def client_settings(config_path: str | None) -> Target | None:
     except (OSError, tomllib.TOMLDecodeError):
         return None
     url = str(table.get("url", "")) or None
-    if url is None and ("host" in table or "port" in table):
+    unix_socket = str(table.get("unix_socket", ""))
+    if unix_socket and os.path.exists(unix_socket):
+        url = f"unix:{unix_socket}"
+    elif url is None and ("host" in table or "port" in table):
         host = str(table.get("host", "127.0.0.1"))
         if host in ("", "0.0.0.0", "::"):
             host = "127.0.0.1"
@@ -99,8 +137,12 @@ def resolve(url: str | None, config_path: str | None) -> Target:
 
 def connect(url: str, token: str | None = None, cafile: str | None = None,
             timeout: float = 30.0) -> xmlrpc.client.ServerProxy:
-    """A proxy for the daemon at ``url`` (http or https)."""
+    """A proxy for the daemon at ``url`` (http, https, or ``unix:/path/of/socket``)."""
     transport: xmlrpc.client.Transport
+    if url.startswith("unix:"):
+        path = "/" + url[len("unix:"):].lstrip("/")
+        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=UnixTransport(path, timeout),
+                                         allow_none=False)
     if url.startswith("https:"):
         transport = TimeoutSafeTransport(timeout, token, cafile)
     else:

@@ -141,3 +141,36 @@ def daemon_url_value(value: str) -> str | None:
     if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]{1,5})?/?", value):
         return "must be http(s)://host[:port]/"
     return None
+
+
+def at_least(minimum: int) -> Check:
+    def check(value: int) -> str | None:
+        return None if value >= minimum else f"must be at least {minimum}"
+
+    return check
+
+
+def file_mode(value: int) -> str | None:
+    if 0 <= value <= 0o777:
+        return None
+    return "must be a file mode such as 0o660 (write it as a TOML octal number)"
+
+
+def group_name(value: str) -> str | None:
+    if value == "":
+        return None
+    import grp
+
+    try:
+        grp.getgrnam(value)
+    except KeyError:
+        return f"{value!r} is not a group on this host"
+    return None
+
+
+def absolute_paths(value: list[Any]) -> str | None:
+    if not all(isinstance(v, str) and v.startswith("/") for v in value):
+        return "must be a list of absolute paths"
+    if any(".." in v.split("/") for v in value):
+        return "must not contain '..'"
+    return None

@@ -54,6 +54,35 @@ class AgentMonitorConfig:
     tls_key: str = ""
     #: CA bundle clients and execute nodes verify the daemon with ("" = the system's).
     tls_ca: str = ""
+    # -- the transport (issue 9): what a flood of connections or large bodies may take
+    #: Open client connections at most; at the cap the one quiet the longest is closed.
+    max_connections: int = 1000
+    #: Threads serving client calls, and threads kept for execute nodes' reports.
+    request_threads: int = 8
+    report_threads: int = 2
+    #: Seconds one request (TLS handshake, head and body) may take to arrive in full.
+    request_timeout: float = 30.0
+    #: Seconds a kept-alive connection may sit idle between requests.
+    keepalive_timeout: float = 60.0
+    #: Bodies over this many bytes are large; at most ``max_large_bodies`` are read at once.
+    large_body_bytes: int = 1024 * 1024
+    max_large_bodies: int = 2
+    # -- local callers without a token
+    #: A Unix-domain socket for local clients; whoever may open it may call without a token.
+    unix_socket: str = ""
+    #: Its file mode and group (e.g. the database's OS user's group, operators).
+    unix_socket_mode: int = 0o660
+    unix_socket_group: str = ""
+    # -- paths callers name (issue 9 findings 1-3)
+    #: Directories viewer databases (launchViewer db_path, viewerSnapshot path) must be in;
+    #: empty: every viewer's viewer_store (default <state_dir>/SCAProjects).
+    viewer_db_roots: tuple[str, ...] = ()
+    #: Directories result files and source archives (launchViewer results) must be in;
+    #: empty: <state_dir>/results.
+    result_roots: tuple[str, ...] = ()
+    #: The largest viewer database and result file the daemon reads.
+    max_viewer_db_bytes: int = 64 * 1024 ** 3
+    max_result_bytes: int = 4 * 1024 ** 3
 
 
 @dataclass(frozen=True)
@@ -226,6 +255,20 @@ class Config:
     @property
     def viewer_names(self) -> frozenset[str]:
         return frozenset(self.viewers)
+
+    @property
+    def viewer_db_roots(self) -> tuple[str, ...]:
+        """Where viewer databases named by callers may be: the configured roots, else the viewer stores."""
+        if self.agentmonitor.viewer_db_roots:
+            return self.agentmonitor.viewer_db_roots
+        stores = {v.viewer_store or str(Path(self.agentmonitor.state_dir) / "SCAProjects")
+                  for v in self.viewers.values()}
+        return tuple(sorted(stores))
+
+    @property
+    def result_roots(self) -> tuple[str, ...]:
+        """Where result files and source archives named by callers may be."""
+        return self.agentmonitor.result_roots or (str(Path(self.agentmonitor.state_dir) / "results"),)
 
     @property
     def url(self) -> str:

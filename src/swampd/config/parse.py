@@ -63,8 +63,26 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             "max_request_bytes": (int, checks.positive),
             "resync_interval": ((int, float), checks.positive),
             "workers": (int, checks.positive),
+            "max_connections": (int, checks.at_least(16)),
+            "request_threads": (int, checks.positive),
+            "report_threads": (int, checks.positive),
+            "request_timeout": ((int, float), checks.positive),
+            "keepalive_timeout": ((int, float), checks.positive),
+            "large_body_bytes": (int, checks.positive),
+            "max_large_bodies": (int, checks.positive),
+            "unix_socket": (str, checks.absolute_or_empty),
+            "unix_socket_mode": (int, checks.file_mode),
+            "unix_socket_group": (str, checks.group_name),
+            "viewer_db_roots": (list, checks.absolute_paths),
+            "result_roots": (list, checks.absolute_paths),
+            "max_viewer_db_bytes": (int, checks.positive),
+            "max_result_bytes": (int, checks.positive),
         })
     )
+    for key in ("viewer_db_roots", "result_roots"):
+        value = getattr(agentmonitor, key)
+        if isinstance(value, list):
+            agentmonitor = replace(agentmonitor, **{key: tuple(os.path.normpath(v) for v in value)})
     if isinstance(agentmonitor.state_dir, str):
         agentmonitor = replace(agentmonitor, state_dir=Path(os.path.expanduser(agentmonitor.state_dir)))
     if bool(agentmonitor.tls_cert) != bool(agentmonitor.tls_key):

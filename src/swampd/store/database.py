@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import stat
 import threading
 import time
 from contextlib import contextmanager
@@ -38,6 +36,7 @@ from swampd.store.records import (
     ViewerRecord,
     record_class,
 )
+from swampd.statedir import secure_registry
 from swampd.store.schema import SCHEMA, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -276,13 +275,7 @@ class Store(_Reader):
         return conn
 
     def _init_schema(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise RegistryError(f"{self.path}: the registry is not a regular file")
-            os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
+        secure_registry(self.path)  # 0600, ours, never through a symlink (issue 9 finding 4)
         conn = self._conn
         with self.transaction():
             conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from swampd.failpoints import failpoint
+from swampd.joblog import last_error_line
 from swampd.jobdir import EXIT_FILE, LOCK_FD_ENV, LOCK_FILE, LOG_FILE, REMOVED_FILE, SPAWNED_FILE, read_exit_status
 from swampd.launchpad.jobs import (
     JobDescription,
@@ -130,9 +131,13 @@ class LocalScheduler:
         if removed.exists():
             return JobObservation(launch_id, JobStatus.REMOVED, reason="removed by swampd")
         exit_code = read_exit_status(job_dir)
-        if exit_code is None:
-            return JobObservation(launch_id, JobStatus.COMPLETED, None, "job ended without an exit status (killed?)")
-        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code, f"job exited with status {exit_code}")
+        reason = "job ended without an exit status (killed?)" if exit_code is None \
+            else f"job exited with status {exit_code}"
+        if exit_code != 0:  # the job's own last word says why
+            last = last_error_line(job_dir / LOG_FILE)
+            if last:
+                reason = f"{reason}: {last}"
+        return JobObservation(launch_id, JobStatus.COMPLETED, exit_code, reason)
 
     def _alive(self, job_dir: Path) -> bool:
         try:
