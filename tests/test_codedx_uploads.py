@@ -17,12 +17,13 @@ from swampd.store import Store
 DOUBLE = Path(__file__).resolve().parent / "codedx_double.py"
 
 
-def make(make_daemon: Any, tmp_path: Path, *double_args: str, start: bool = True) -> tuple[Any, Path]:
+def make(make_daemon: Any, tmp_path: Path, *double_args: str, start: bool = True,
+         result_roots: tuple[Path, ...] = ()) -> tuple[Any, Path]:
     record = tmp_path / "codedx-received.jsonl"
     command = ["{python}", str(DOUBLE), "--port", "{port}", "--context", "{url_uuid}",
                "--run-params", "{sandbox}/run-params.sh", "--record", str(record), *double_args]
     daemon = make_daemon(start=start, viewers={"CodeDX": {"command": command}},
-                         agentmonitor={"result_roots": [str(tmp_path)]},
+                         agentmonitor={"result_roots": [str(tmp_path), *map(str, result_roots)]},
                          extra={"codedx": {"base_url": "http://{vmip}/{url_uuid}", "poll_interval": 0.1,
                                            "timeout": 10}})
     return daemon, record

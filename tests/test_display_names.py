@@ -59,7 +59,7 @@ def add_result(db: ScratchDB, uuid: str, package: str, tool: str, file_path: Pat
 
 @pytest.mark.parametrize("charset", ["utf8mb4", "latin1"])
 def test_catalogue_names_reach_code_dx_the_registry_and_the_log(make_daemon, tmp_path, world, charset):
-    daemon, record = make(make_daemon, tmp_path)
+    daemon, record = make(make_daemon, tmp_path, result_roots=(world,))
     install = MysqlInstall(daemon.config)
     db = database(charset, install)
     try:

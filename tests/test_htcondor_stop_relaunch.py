@@ -121,7 +121,8 @@ def test_a_relaunch_restores_the_database_the_previous_launch_saved_while_leavin
     world.clock.advance(30)
     world.settle()
     # The old launch's post-command saves the database after the relaunch was asked for.
-    saved = world.root / "saved.tar.gz"
+    saved = world.root / "SCAProjects" / "p1" / "V-Runs" / "vi-1" / "codedx_viewerdb_1.tar.gz"
+    saved.parent.mkdir(parents=True)
     saved.write_bytes(b"viewer database")
     import hashlib
 

@@ -109,3 +109,36 @@ def test_wait_viewer_answers_the_moment_the_viewer_is_ready(daemon):
     assert fault_code(lambda: api.waitViewer("wait-proj", "CodeDX", "SLEEPING", 1)) == 1
     assert fault_code(lambda: api.waitViewer("wait-proj", "CodeDX", "READY", 10_000)) == 1
     assert fault_code(lambda: api.waitViewer("wait-proj", "CodeDX", "READY", "soon")) == 1
+
+
+def test_waiting_clients_hold_no_worker_and_cannot_fill_the_connection_cap(make_daemon):
+    """Thirty clients long-polling a viewer that never comes up, against a daemon with two request
+    workers and a cap of 24 connections: ordinary calls still get a worker and a connection."""
+    import threading
+    import xmlrpc.client
+
+    daemon = make_daemon(agentmonitor={"request_threads": 2, "max_connections": 24},
+                         viewers={"CodeDX": {"command": ["{python}", "-c", "import time; time.sleep(600)"],
+                                             "ready_timeout": 120}})
+    daemon.api.launchViewer({"projectid": "never-up", "viewer": "CodeDX"})
+    outcomes: list[str] = []
+
+    def wait() -> None:
+        try:
+            struct = daemon.rpc(timeout=90).agentMonitor.waitViewer("never-up", "CodeDX", "READY", 60)
+            outcomes.append(struct["state_name"])
+        except (OSError, xmlrpc.client.ProtocolError) as exc:  # closed to make room
+            outcomes.append(type(exc).__name__)
+
+    waiters = [threading.Thread(target=wait) for _ in range(30)]
+    for thread in waiters:
+        thread.start()
+    from support.daemon import wait_for
+
+    wait_for(lambda: len(daemon.rpc(timeout=20).agentMonitor.listViewers()) == 1, 20)
+    assert daemon.rpc(timeout=20).agentMonitor.getViewer("never-up", "CodeDX")["state_name"] == "LAUNCHING"
+    daemon.api.stopViewer("never-up", "CodeDX")  # the waits end: the launch is over
+    for thread in waiters:
+        thread.join(90)
+    assert len(outcomes) == 30
+    assert "TERMINATED" in outcomes or "TERMINATING" in outcomes

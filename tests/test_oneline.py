@@ -26,3 +26,12 @@ def test_kill_run_and_launchviewer_answers_are_shortened_with_the_full_text_on_s
         assert done.stdout.startswith("ERROR: swampd is not reachable at") and done.stdout.endswith("...\n")
         assert len(done.stdout.encode()) <= 100 and done.stdout.count("\n") == 1
         assert "full message: ERROR: swampd is not reachable at " + url in done.stderr
+
+
+def test_a_cut_answer_keeps_its_fault_code():
+    from swampd.cli.oneline import MAX_LINE_BYTES, shorten
+
+    line = "ERROR: " + "missing or wrong bearer token " * 5 + "(fault 4)"
+    short = shorten(line)
+    assert len(short.encode()) <= MAX_LINE_BYTES and short.endswith("... (fault 4)")
+    assert shorten("ERROR: é" * 40).endswith("...")

@@ -217,7 +217,8 @@ def test_side_effects_hanging_on_a_dead_service_never_hold_up_a_launch(world, tm
         service.launch(LaunchRequest(f"busy{n}", "CodeDX"))
         with store.transaction() as tx:
             tx.enqueue(store.get_viewer(f"busy{n}", "CodeDX"), "upload")
-    saved = tmp_path / "viewerdb.tar.gz"
+    saved = tmp_path / "SCAProjects" / "fresh" / "viewerdb.tar.gz"  # under the viewer store: allowed
+    saved.parent.mkdir(parents=True)
     saved.write_bytes(b"a saved viewer database")
     from swampd.agentmonitor.daemon import register_database_effects
 

@@ -12,6 +12,7 @@ from swampd.config import Config
 from swampd.identifiers import check_identifier, check_viewer_name
 from swampd.states import REPORTABLE_STATES
 from swampd.agentmonitor import validate as v
+from swampd.agentmonitor.changes import Deferred
 from swampd.agentmonitor.service import LaunchRequest, Report, Snapshot, ViewerService
 
 LAUNCH_KEYS = {"projectid", "viewer", "userid", "viewer_uuid", "db_path", "db_checksum", "results",
@@ -73,7 +74,7 @@ class AgentMonitorAPI:
         """listViewers() -> array of viewer structs."""
         return self.service.list()
 
-    def waitViewer(self, projectid: Any, viewer: Any, state: Any, timeout: Any) -> dict[str, Any]:
+    def waitViewer(self, projectid: Any, viewer: Any, state: Any, timeout: Any) -> Deferred[dict[str, Any]]:
         """waitViewer(projectid, viewer, state, timeout) -> struct.
 
         Waits until the viewer is in ``state`` (a state name such as "READY",
@@ -81,6 +82,7 @@ class AgentMonitorAPI:
         committed.  Returns earlier when the launch ends in another state (it
         cannot get there any more), and after ``timeout`` seconds (at most
         300) with whatever the viewer is then.  Replaces polling getViewer.
+        No thread waits meanwhile; not available inside system.multicall.
         """
         key = self._key(projectid, viewer)
         return self.service.wait(*key, v.viewer_state(state), v.seconds(timeout, "timeout", MAX_WAIT))

@@ -14,6 +14,7 @@ import threading
 import xmlrpc.client
 from typing import Any, Callable
 
+from swampd.agentmonitor.changes import Deferred
 from swampd.errors import Fault, SwampdError
 
 log = logging.getLogger("swampd.agentmonitor.server")
@@ -71,9 +72,14 @@ class Dispatcher:
                 out.append(_fault_struct(Fault.BAD_ARGUMENT, "params must be an array"))
                 continue
             try:
-                out.append([self.call(name, tuple(params))])
+                result = self.call(name, tuple(params))
             except xmlrpc.client.Fault as fault:
                 out.append(_fault_struct(fault.faultCode, fault.faultString))
+                continue
+            if isinstance(result, Deferred):  # a long-poll answers on its own, never inside a batch
+                out.append(_fault_struct(Fault.BAD_ARGUMENT, f"{name} cannot be called inside system.multicall"))
+                continue
+            out.append([result])
         return out
 
     def authorize(self, authorized: bool) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from swampd.config import AgentMonitorConfig
 from swampd.errors import Fault
+from swampd.agentmonitor.changes import Deferred
 from swampd.agentmonitor.dispatch import OPEN_METHODS, SELF_AUTHENTICATED, Dispatcher
 from swampd.agentmonitor.transport import httpwire
 from swampd.agentmonitor.transport.limits import Limits, connection_budget
@@ -126,13 +127,28 @@ class AgentMonitorServer:
         call.params = ()
         self.dispatcher.authorize(call.authorized)
         try:
-            body = dumps_result(self.dispatcher.call(method, params))
+            result = self.dispatcher.call(method, params)
         except xmlrpc.client.Fault as fault:
-            body = dumps_fault(fault.faultCode, fault.faultString)
+            self._answer(call, dumps_fault(fault.faultCode, fault.faultString))
+            return
+        del params
+        if isinstance(result, Deferred):  # a long-poll: answered when ready, by whoever resolves it
+            assert self._loop is not None
+            if not result.done:
+                self._loop.park(call.conn)
+            result.then(lambda value: self._answer(call, self._marshal(method, value)))
+        else:
+            self._answer(call, self._marshal(method, result))
+
+    @staticmethod
+    def _marshal(method: str, result: Any) -> bytes:
+        try:
+            return dumps_result(result)
         except Exception:  # a result we cannot marshal is our bug: log it, answer, keep serving
             log.exception("cannot answer %s", method)
-            body = dumps_fault(int(Fault.UNAVAILABLE), "internal error; see the daemon log")
-        del params
+            return dumps_fault(int(Fault.UNAVAILABLE), "internal error; see the daemon log")
+
+    def _answer(self, call: Call, body: bytes) -> None:
         close = not call.keep_alive
         assert self._loop is not None
         self._loop.complete(call.conn, httpwire.response(200, body, close=close), close)

@@ -32,7 +32,7 @@ from swampd.states import (
     state_name,
 )
 from swampd.store import RunRecord, Store, Transaction, ViewerRecord
-from swampd.agentmonitor.changes import ChangeFeed
+from swampd.agentmonitor.changes import ChangeFeed, Deferred
 from swampd.agentmonitor.reconciler import Reconciler
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,12 @@ class ViewerService:
         record = self.store.get_viewer(projectid, viewer)
         return self.to_struct(record or ViewerRecord(projectid=projectid, viewer=viewer))
 
-    def wait(self, projectid: str, viewer: str, target: ViewerState, timeout: float) -> dict[str, Any]:
+    def wait(self, projectid: str, viewer: str, target: ViewerState, timeout: float) -> Deferred[dict[str, Any]]:
         """The viewer once it is in ``target``, or once its launch has ended elsewhere (it cannot
         get there any more without a new launch), or after ``timeout`` seconds, whichever is first.
 
-        Blocks on the change feed: the answer leaves the moment the state is committed.
+        The answer is deferred on the change feed: it leaves the moment the
+        state is committed, and no thread waits for it meanwhile.
         """
         def check() -> ViewerRecord | None:
             record = self.store.get_viewer(projectid, viewer)
@@ -162,11 +163,14 @@ class ViewerService:
             state = record.viewer_state
             return record if state is target or (state in ENDED and record.epoch) else None
 
+        def answer(found: ViewerRecord | None) -> dict[str, Any]:
+            return self.to_struct(found or self.store.get_viewer(projectid, viewer)
+                                  or ViewerRecord(projectid=projectid, viewer=viewer))
+
         record = self.store.get_viewer(projectid, viewer)
-        found = self.changes.wait_for(check, record.id if record is not None else None, timeout) \
-            if self.changes is not None else check()
-        return self.to_struct(found or self.store.get_viewer(projectid, viewer)
-                              or ViewerRecord(projectid=projectid, viewer=viewer))
+        if self.changes is None:
+            return Deferred.of(answer(check()))
+        return self.changes.watch(record.id if record is not None else None, check, timeout).map(answer)
 
     def list(self) -> list[dict[str, Any]]:
         return [self.to_struct(r) for r in self.store.list_viewers()]

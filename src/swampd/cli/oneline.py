@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import NoReturn
 
@@ -22,12 +23,20 @@ MAX_LINE_BYTES = 99
 ELLIPSIS = "..."
 
 
+#: A fault code at the end of a line is what a program reading it acts on: it survives a cut.
+FAULT_SUFFIX_RE = re.compile(r" \(fault \d+\)$")
+
+
 def shorten(line: str, limit: int = MAX_LINE_BYTES) -> str:
-    """``line`` cut to at most ``limit`` UTF-8 bytes, marked with '...' when cut."""
+    """``line`` cut to at most ``limit`` UTF-8 bytes, marked with '...' where cut; a trailing
+    ``(fault N)`` is kept."""
     data = line.encode("utf-8", errors="replace")
     if len(data) <= limit:
         return line
-    return data[:limit - len(ELLIPSIS)].decode("utf-8", errors="ignore") + ELLIPSIS
+    match = FAULT_SUFFIX_RE.search(line)
+    suffix = match.group(0) if match else ""
+    keep = limit - len(ELLIPSIS) - len(suffix.encode())
+    return data[:keep].decode("utf-8", errors="ignore") + ELLIPSIS + suffix
 
 
 def say(line: str) -> None:

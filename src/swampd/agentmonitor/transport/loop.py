@@ -78,6 +78,8 @@ class EventLoop:
         self._admission = Admission(cap)
         self._large = LargeBodies(limits.max_large_bodies)
         self._completions: collections.deque[tuple[Connection, bytes, bool]] = collections.deque()
+        #: Connections whose call waits for an answer that no worker holds (a long-poll).
+        self._parked: collections.deque[Connection] = collections.deque()
         #: Connections with input already buffered (pipelined requests, a body granted its slot):
         #: served from the loop itself, never by recursion.
         self._kicked: collections.deque[Connection] = collections.deque()
@@ -93,6 +95,12 @@ class EventLoop:
     def complete(self, conn: Connection, data: bytes, close: bool) -> None:
         """A worker's answer for ``conn``; the loop sends it."""
         self._completions.append((conn, data, close))
+        self._wake()
+
+    def park(self, conn: Connection) -> None:
+        """``conn``'s call will be answered later, by no worker (a long-poll): until then it may be
+        closed to make room, like an idle connection, so waiting clients cannot fill the cap."""
+        self._parked.append(conn)
         self._wake()
 
     def stop(self) -> None:
@@ -169,9 +177,14 @@ class EventLoop:
         self._woken = False
 
     def _drain_completions(self) -> None:
+        while self._parked:
+            conn = self._parked.popleft()
+            if conn.phase is Phase.DISPATCHED:
+                self._admission.track(conn)
         while self._completions:
             conn, data, close = self._completions.popleft()
             self._release_slot(conn)
+            self._admission.untrack(conn)  # it was parked (a long-poll) or never tracked
             if conn.phase is not Phase.CLOSED:
                 self._respond(conn, data, close)
 
