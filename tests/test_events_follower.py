@@ -80,38 +80,58 @@ def test_monitor_reports_each_event_once_in_order_from_a_slow_writer(tmp_path: P
     writer = threading.Thread(target=guest)
     writer.start()
     writer.join()
-    assert monitor.viewer_down.wait(5)
+    assert monitor.down.wait(5)
     assert monitor.finish(5)
     assert reporter.sent == [{"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": "192.0.2.7:8443"},
                              {"event": "somewhooutput"}, {"event": "VIEWERUP"},
                              {"event": "VIEWERDOWN"}]
 
 
-def test_monitor_that_dies_is_restarted_and_keeps_its_place(tmp_path: Path) -> None:
+def test_a_monitor_pass_that_fails_is_logged_and_the_monitor_carries_on_in_its_place(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "job_events.log").write_bytes(b"RUNSHSTART\n")
     reporter = RecordingReporter()
     monitor = Monitor(out, reporter, poll=0.02)  # type: ignore[arg-type]
-    broken = {"once": True}
+    failed = threading.Event()
     original = monitor._pass
 
     def failing_pass() -> None:
         original()
-        if broken.pop("once", False):
+        if not failed.is_set():
+            failed.set()
             raise RuntimeError("boom")
 
     monitor._pass = failing_pass  # type: ignore[method-assign]
     monitor.start()
-    deadline = time.monotonic() + 5
-    while monitor._thread is not None and monitor._thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert failed.wait(5)
     with open(out / "job_events.log", "ab") as fh:
         fh.write(b"VIEWERUP\n")
-    monitor.ensure_running()
-    assert monitor.viewer_down.wait(0.01) is False
+    assert monitor.down.wait(0.2) is False
     with open(out / "job_events.log", "ab") as fh:
         fh.write(b"VIEWERDOWN\n")
-    assert monitor.viewer_down.wait(5)
+    assert monitor.down.wait(5)
+    assert monitor._thread is not None and monitor._thread.is_alive()  # the same thread, still going
     monitor.finish(5)
     assert [s["event"] for s in reporter.sent] == ["RUNSHSTART", "VIEWERUP", "VIEWERDOWN"]
+
+
+def test_direct_reports_follow_the_events_written_before_them(tmp_path: Path) -> None:
+    """A direct report is delivered after every event already written; one made moot by an event is dropped."""
+    out = tmp_path / "out"
+    out.mkdir()
+    reporter = RecordingReporter()
+    monitor = Monitor(out, reporter, poll=0.02)  # type: ignore[arg-type]
+    events = out / "job_events.log"
+    events.write_bytes(b"RUNSHSTART\nVIEWERUP\n")
+    monitor.report({"state": -1, "status": "Viewer is starting shutdown"})
+    with open(events, "ab") as fh:
+        fh.write(b"VIEWERDOWN\n")
+    monitor.report({"state": -3, "status": "Viewer shutdown complete"}, unless_seen="VIEWERDOWN")
+    monitor.report({"state": -5, "status": "not moot"}, unless_seen="NEVERWRITTEN")
+    monitor.start()
+    assert monitor.flush(5)
+    monitor.finish(5)
+    assert reporter.sent == [{"event": "RUNSHSTART"}, {"event": "VIEWERUP"}, {"event": "VIEWERDOWN"},
+                             {"state": -1, "status": "Viewer is starting shutdown"},
+                             {"state": -5, "status": "not moot"}]

@@ -8,15 +8,40 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
 
 from support.daemon import free_port
 from swampd.vruntask import disks
-from swampd.vruntask.finish import finish
-from swampd.vruntask.prepare import PrepareError, prepare
+from swampd.vruntask.job import Job
+from swampd.vruntask.payloads import payload_for
+from swampd.vruntask.payloads.viewer_snapshot import SnapshotResult
+from swampd.vruntask.platforms import staging_for
+from swampd.vruntask.reporter import Reporter
+from swampd.vruntask.runner import collect, stage
+from swampd.vruntask.sandbox import PrepareError, Sandbox
+
+
+def make_job(job_dir: Path, bog: dict[str, str], token: str = "tok") -> Job:
+    return Job.from_bog(bog, job_dir, token, f"{bog['execrunid']}.bog", "token")
+
+
+def prepare(job_dir: Path, bog: dict[str, str]) -> None:
+    """``vruntask prepare``'s work: the runner's stage on the BOG's platform."""
+    job = make_job(job_dir, bog)
+    stage(Sandbox(job_dir), staging_for(job), payload_for(job))
+
+
+def finish(job_dir: Path, bog: dict[str, str], token: str, give_up: Callable[[], bool]) -> SnapshotResult:
+    """``vruntask finish``'s work: the runner's collect on the BOG's platform."""
+    job = make_job(job_dir, bog, token)
+    payload = payload_for(job)
+    result = collect(Sandbox(job_dir), staging_for(job), payload,
+                     Reporter.for_target(job.target, payload.status_method), give_up)
+    assert isinstance(result, SnapshotResult)
+    return result
 
 
 def tgz(members: dict[str, bytes]) -> bytes:
