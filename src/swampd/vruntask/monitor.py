@@ -6,11 +6,11 @@ write SWAMP events to ``out/job_events.log`` and the address to
 event once, in order, with the address attached to ``WROTEIPADDR``.
 
 Direct reports from the runner (a launch that failed, a machine being shut
-down) go through the same ordered channel: each pass first reads the events
-file, then delivers the direct reports queued before that read, so a direct
-report always follows every event written before it was queued.  That is
-what lets the runner say "report the end unless the machine's own down event
-came", without sleeping and hoping the monitor had a last look.
+down) go through the same channel, in the order things happened: each
+remembers how far the events file reached when it was made, and is
+delivered after the events written before that and before the ones written
+after.  So a failure is never overtaken by the shutdown events that follow
+it, and "report the end unless the machine said so itself" needs no sleep.
 """
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 class DirectReport:
     fields: dict[str, Any]
     #: Dropped when this event was seen by the time the report's turn came.
-    unless_seen: str = ""
+    unless_seen: str
+    #: The events file's generation and size when the report was made: its place among the events.
+    generation: int
+    mark: int
 
 
 class Monitor:
@@ -60,17 +63,8 @@ class Monitor:
         self._thread.start()
 
     def report(self, fields: dict[str, Any], unless_seen: str = "") -> None:
-        """Queue a direct report, delivered after the events already written."""
-        self._direct.put(DirectReport(dict(fields), unless_seen))
-
-    def flush(self, seconds: float) -> bool:
-        """Wait until the queued direct reports are delivered; True if they were."""
-        deadline = time.monotonic() + seconds
-        while not self._direct.empty() and not self.fenced.is_set():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return self._direct.empty()
+        """Queue a direct report, delivered after the events already written and before later ones."""
+        self._direct.put(DirectReport(dict(fields), unless_seen, self.follower.generation, self.follower.size()))
 
     def finish(self, drain_seconds: float) -> bool:
         """Deliver what is pending, for at most ``drain_seconds``; True if all was delivered."""
@@ -101,31 +95,44 @@ class Monitor:
             time.sleep(self.poll)
 
     def _pass(self) -> None:
-        queued = self._direct.qsize()  # only these follow every event this pass reads
-        for line in self.follower.read_new_lines():
-            event = clean_event(line)
-            if not event or event in self.seen:
-                continue
-            self.seen.add(event)
-            if self.on_event is not None:
-                self.on_event(event)
-            fields: dict[str, Any] = {"event": event}
-            if event == "WROTEIPADDR":
-                address = self._wait_address()
-                if address:
-                    fields["vmip"] = address
-                else:
-                    log.error("WROTEIPADDR but no valid address in %s", self.out_dir / IP_FILE)
-            if not self.reporter.send(self._giving_up, **fields):
-                return
-            if event == self.down_event and "RUNSHSTART" in self.seen:
-                self.down.set()
-        for _ in range(queued):
-            item = self._direct.queue[0]
+        queued = [self._direct.queue[i] for i in range(self._direct.qsize())]  # made before this read
+        lines = self.follower.read_new()
+        done = 0
+        for item in queued:
+            # A mark from before the file was replaced cannot be placed: such a report goes last.
+            comparable = item.generation == self.follower.generation
+            while done < len(lines) and (not comparable or lines[done][1] <= item.mark):
+                if not self._event(lines[done][0]):
+                    return
+                done += 1
             if not (item.unless_seen and item.unless_seen in self.seen):
                 if not self.reporter.send(self._giving_up, **item.fields):
                     return
             self._direct.get()
+        for line, _ in lines[done:]:
+            if not self._event(line):
+                return
+
+    def _event(self, line: str) -> bool:
+        """Report one events-file line if it is a new event; False if we are giving up."""
+        event = clean_event(line)
+        if not event or event in self.seen:
+            return True
+        self.seen.add(event)
+        if self.on_event is not None:
+            self.on_event(event)
+        fields: dict[str, Any] = {"event": event}
+        if event == "WROTEIPADDR":
+            address = self._wait_address()
+            if address:
+                fields["vmip"] = address
+            else:
+                log.error("WROTEIPADDR but no valid address in %s", self.out_dir / IP_FILE)
+        if not self.reporter.send(self._giving_up, **fields):
+            return False
+        if event == self.down_event and "RUNSHSTART" in self.seen:
+            self.down.set()
+        return True
 
     def _wait_address(self) -> str | None:
         """The IP file is written just before WROTEIPADDR; allow it a moment to land."""

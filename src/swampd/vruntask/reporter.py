@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from swampd.clients.rpc import connect
-from swampd.vruntask.delivery import Fenced, deliver
+from swampd.vruntask.delivery import deliver
 from swampd.vruntask.job import ReportTarget
-
-__all__ = ["Fenced", "Reporter"]
 
 
 def _never() -> bool:

@@ -51,79 +51,66 @@ class Exit(enum.IntEnum):
     FENCED = 3
 
 
-def stage(sandbox: Sandbox, staging: Staging, payload: Payload) -> None:
+def stage(staging: Staging, payload: Payload) -> None:
     """Lay out the sandbox, write the payload's inputs, build what the machine starts from.
 
     PrepareError with the reason if any of it fails; then nothing is left
     that a machine could be started from.
     """
     try:
-        sandbox.lay_out()
-        payload.stage(sandbox, staging.view(sandbox))
-        staging.prepare(sandbox)
+        staging.sandbox.lay_out()
+        payload.stage(staging.sandbox, staging.view())
+        staging.prepare()
     except PrepareError:
-        staging.discard(sandbox)
+        staging.discard()
         raise
     except OSError as exc:
-        staging.discard(sandbox)
+        staging.discard()
         raise PrepareError(f"cannot lay out the sandbox: {exc}") from None
 
 
-def collect(sandbox: Sandbox, staging: Staging, payload: Payload, reporter: Reporter,
-            give_up: Callable[[], bool]) -> Collected:
+def collect(staging: Staging, payload: Payload, reporter: Reporter, give_up: Callable[[], bool]) -> Collected:
     """Read back what the machine left and let the payload save it and hand it over."""
-    with staging.collect(sandbox) as output:
-        return payload.collect(sandbox, output, reporter, give_up)
+    with staging.collect() as output:
+        return payload.collect(staging.sandbox, output, reporter, give_up)
 
 
 def run(job: Job, stop_grace: float = 10.0) -> int:
     """``vruntask run``: the whole launch on this node; the exit status is also written for the scheduler."""
-    sandbox = Sandbox(job.job_dir)
     payload = payload_for(job)
-    platform = platform_for(job, sandbox, payload, stop_grace)
-    sandbox.out_dir.mkdir(parents=True, exist_ok=True)
-    timings = Timings(sandbox.out_dir / TIMINGS_FILE)
+    platform = platform_for(job, payload, stop_grace)
+    out_dir = platform.sandbox.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings = Timings(out_dir / TIMINGS_FILE)
     reporter = Reporter.for_target(job.target, payload.status_method)
-    monitor = Monitor(sandbox.out_dir, reporter, poll=platform.monitor_poll, down_event=payload.down_event,
+    monitor = Monitor(out_dir, reporter, poll=platform.monitor_poll, down_event=payload.down_event,
                       on_event=timings.on_event)
     stop = _stop_on_signals(monitor)
     status = Exit.OK
     with platform:
         monitor.start()
-        started = False
         try:
-            problem: str | None = None
-            try:
-                stage(sandbox, platform, payload)
-                timings.mark("prepared")
-                if not stop.is_set():
-                    monitor.report(payload.report(Milestone.STARTING, platform.name))
-                    started = True
-                    platform.start()
-                    timings.mark("started")
-                    problem = platform.wait_up(stop, monitor)
-            except (PrepareError, StartError) as exc:
-                problem = str(exc)
-            if problem is None and not stop.is_set():
-                timings.mark("ready")
+            problem = _bring_up(platform, payload, monitor, stop, timings)
+            if stop.is_set():
+                pass  # asked to stop: whatever went wrong on the way up is no longer news
+            elif problem is not None:
+                _fail(monitor, payload, problem)
+                status = Exit.FAILED
+            else:
                 code = platform.wait_exit(stop)
                 if code not in (None, 0):
                     log.warning("the machine exited with status %s", code)
-            elif problem is not None and not stop.is_set():
-                _fail(monitor, payload, problem)
-                status = Exit.FAILED
         except Exception as exc:  # a bug or an error nobody foresaw still ends the launch with a reason
             log.exception("the run failed")
             _fail(monitor, payload, f"vruntask failed: {exc}")
             status = Exit.FAILED
             raise
         finally:
-            if started:
-                _stop(platform, payload, monitor, sandbox, failed=status != Exit.OK)
-                timings.mark("stopped")
+            _stop(platform, payload, monitor, failed=status != Exit.OK)
+            timings.mark("stopped")
             if status == Exit.OK:
                 monitor.report(payload.report(Milestone.STOPPED), unless_seen=payload.down_event)
-            result = collect(sandbox, platform, payload, reporter, give_up_after(DRAIN_SECONDS))
+            result = collect(platform, payload, reporter, give_up_after(DRAIN_SECONDS))
             timings.mark("finished")
             if result.problem:
                 log.warning("collect: %s", result.problem)
@@ -132,6 +119,25 @@ def run(job: Job, stop_grace: float = 10.0) -> int:
                 status = Exit.FENCED
             write_exit_status(job.job_dir, status)
     return status
+
+
+def _bring_up(platform: Platform, payload: Payload, monitor: Monitor, stop: threading.Event,
+              timings: Timings) -> str | None:
+    """Stage, start, wait until up: None when up (or a stop came first), else the reason it is not."""
+    try:
+        stage(platform, payload)
+        timings.mark("prepared")
+        if stop.is_set():
+            return None  # no machine is started only to be stopped
+        monitor.report(payload.report(Milestone.STARTING, platform.name))
+        platform.start()
+        timings.mark("started")
+        problem = platform.wait_up(stop, monitor)
+    except (PrepareError, StartError) as exc:
+        return str(exc)
+    if problem is None and not stop.is_set():
+        timings.mark("ready")
+    return problem
 
 
 def follow(job: Job) -> int:
@@ -161,19 +167,18 @@ def report_bad_job(exc: JobError) -> None:
 
 
 def _fail(monitor: Monitor, payload: Payload, problem: str) -> None:
-    """The one failure path: report the reason and see it delivered before the machine is stopped."""
+    """The one failure path: the reason, reported ahead of every event the machine's stop writes."""
     log.error("%s", problem)
     monitor.report(payload.failure(problem))
-    monitor.flush(DRAIN_SECONDS)
 
 
-def _stop(platform: Platform, payload: Payload, monitor: Monitor, sandbox: Sandbox, failed: bool) -> None:
+def _stop(platform: Platform, payload: Payload, monitor: Monitor, failed: bool) -> None:
     """Stop the machine: a full grace when it ran, little when it failed, none if it never wrote an address."""
     if platform.running() is not False:
         monitor.report(payload.report(Milestone.STOPPING))
     grace = platform.shutdown_grace
     if failed:
-        grace = min(grace, FAILED_GRACE) if read_address(sandbox.ip_file) else 0.0
+        grace = min(grace, FAILED_GRACE) if read_address(platform.sandbox.ip_file) else 0.0
     platform.stop(grace)
 
 

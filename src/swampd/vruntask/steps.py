@@ -16,7 +16,7 @@ from swampd.vruntask.payloads.base import Milestone
 from swampd.vruntask.platforms import staging_for
 from swampd.vruntask.reporter import Reporter
 from swampd.vruntask.runner import Exit, collect, stage
-from swampd.vruntask.sandbox import PrepareError, Sandbox
+from swampd.vruntask.sandbox import PrepareError
 
 log = logging.getLogger(__name__)
 #: How long a step keeps retrying a report before it exits anyway.
@@ -24,11 +24,11 @@ REPORT_SECONDS = 120.0
 
 
 def prepare_step(job: Job) -> int:
-    sandbox, staging, payload = Sandbox(job.job_dir), staging_for(job), payload_for(job)
+    staging, payload = staging_for(job), payload_for(job)
     reporter = Reporter.for_target(job.target, payload.status_method)
     try:
         try:
-            stage(sandbox, staging, payload)
+            stage(staging, payload)
         except PrepareError as exc:
             log.error("%s", exc)  # the disks are gone: the vm universe cannot start a half-prepared VM
             reporter.send(give_up_after(REPORT_SECONDS), **payload.failure(str(exc)))
@@ -41,9 +41,9 @@ def prepare_step(job: Job) -> int:
 
 
 def finish_step(job: Job) -> int:
-    sandbox, staging, payload = Sandbox(job.job_dir), staging_for(job), payload_for(job)
+    staging, payload = staging_for(job), payload_for(job)
     reporter = Reporter.for_target(job.target, payload.status_method)
-    result = collect(sandbox, staging, payload, reporter, give_up_after(REPORT_SECONDS))
+    result = collect(staging, payload, reporter, give_up_after(REPORT_SECONDS))
     if result.summary:
         print(result.summary)
     return Exit.OK if result.ok else Exit.FAILED

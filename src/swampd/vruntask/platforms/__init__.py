@@ -24,15 +24,17 @@ SHARED_DIRECTORY = ("process", "docker")
 
 def staging_for(job: Job) -> Staging:
     """Staging for a machine some scheduler runs (HTCondor's vm and docker universes, or ours)."""
+    sandbox = Sandbox(job.job_dir)
     if job.platform == "vm":
-        return VmStaging(job)
+        return VmStaging(job, sandbox)
     if job.platform in SHARED_DIRECTORY:
-        return Staging(job.platform)
+        return Staging(job.platform, sandbox)
     raise JobError(f"platform {job.platform!r} is not one this node knows", job.target, job.kind)
 
 
-def platform_for(job: Job, sandbox: Sandbox, payload: Payload, stop_grace: float) -> Platform:
+def platform_for(job: Job, payload: Payload, stop_grace: float) -> Platform:
     """The platform ``vruntask run`` runs the machine on; JobError for one it cannot run here."""
+    sandbox = Sandbox(job.job_dir)
     if job.platform == "process":
         lock_fd = os.environ.get(LOCK_FD_ENV)
         return ProcessPlatform(job, sandbox, payload, stop_grace, inherit_fds=(int(lock_fd),) if lock_fd else ())

@@ -5,13 +5,13 @@ the payload knows *what* runs in it (a viewer today; an assessment next).
 The runner drives every platform through the same calls, in this order:
 
     with platform:                       # hold what marks this node as the machine's owner
-        platform.view(sandbox)           # the paths the payload writes into its inputs
-        platform.prepare(sandbox)        # after the payload staged in/: e.g. build disks
+        platform.view()                  # the sandbox as the machine sees it, for the payload's inputs
+        platform.prepare()               # after the payload staged in/: e.g. build disks
         platform.start()
         platform.wait_up(stop, monitor)  # -> None when up (or stopped), else the reason
         platform.wait_exit(stop)         # -> exit status, or None when a stop was asked for
         platform.running(); platform.stop(grace)
-        with platform.collect(sandbox) as output: ...   # what the machine left in out/
+        with platform.collect() as output: ...   # what the machine left in out/
 
 ``Staging`` is the part a node does when a scheduler runs the machine
 itself (HTCondor's vm and docker universes call ``vruntask prepare`` and
@@ -51,24 +51,26 @@ class HostOutput:
 class Staging:
     """Inputs where the machine reads them, outputs read back: for a machine sharing the sandbox."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, sandbox: Sandbox) -> None:
         """``name``: the platform's name in the BOG (``swampd_platform``)."""
         self.name = name
+        self.sandbox = sandbox
 
-    def view(self, sandbox: Sandbox) -> MachineView:
+    def view(self) -> MachineView:
         """The sandbox as the machine sees it: here, the host's own paths."""
+        sandbox = self.sandbox
         return MachineView(str(sandbox.in_dir), str(sandbox.out_dir), str(sandbox.events_file),
                            str(sandbox.ip_file), HOST_SHUTDOWN_COMMAND, shares_sandbox=True)
 
-    def prepare(self, sandbox: Sandbox) -> None:
+    def prepare(self) -> None:
         """Turn the staged ``in/`` into what the machine starts from; PrepareError if it cannot."""
 
-    def discard(self, sandbox: Sandbox) -> None:
+    def discard(self) -> None:
         """After a failed prepare: leave nothing a scheduler could start a machine from."""
 
-    def collect(self, sandbox: Sandbox) -> AbstractContextManager[MachineOutput]:
+    def collect(self) -> AbstractContextManager[MachineOutput]:
         """What the machine left in its ``out/``, readable until the context ends."""
-        return nullcontext(HostOutput(sandbox.out_dir))
+        return nullcontext(HostOutput(self.sandbox.out_dir))
 
 
 class Platform(Staging, ABC):

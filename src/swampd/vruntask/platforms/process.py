@@ -38,17 +38,18 @@ class ProcessPlatform(Platform):
     def __init__(self, job: Job, sandbox: Sandbox, payload: Payload, stop_grace: float = 10.0,
                  inherit_fds: tuple[int, ...] = ()) -> None:
         """``inherit_fds``: descriptors the command keeps open (the local scheduler's liveness lock)."""
-        super().__init__("process")
-        self.sandbox = sandbox
+        super().__init__("process", sandbox)
         self.payload = payload
         self.ready_timeout = job.ready_timeout
         self.shutdown_grace = stop_grace
         self.inherit_fds = inherit_fds
         self.port = 0
+        self.started = False
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.sandbox.record_event("RUNSHSTART", "Starting viewer run script")
+        self.started = True
         self.port = free_port()
         argv = self.payload.local_command(self.sandbox, self.port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
@@ -92,6 +93,8 @@ class ProcessPlatform(Platform):
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, grace: float) -> None:
+        if not self.started:
+            return  # no run script stand-in was started: there is no run to end
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

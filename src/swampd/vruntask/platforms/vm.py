@@ -182,8 +182,7 @@ class VmPlatform(VmStaging, Platform):
 
     def __init__(self, job: Job, sandbox: Sandbox, payload: Payload,
                  opener: Callable[[str], Any] = libvirt.open) -> None:
-        super().__init__(job)
-        self.sandbox = sandbox
+        super().__init__(job, sandbox)
         self.payload = payload
         self.shutdown_grace = job.vm.shutdown_timeout
         self.opener = opener

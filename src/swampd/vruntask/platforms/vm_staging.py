@@ -61,34 +61,34 @@ class DiskOutput:
 
 
 class VmStaging(Staging):
-    def __init__(self, job: Job) -> None:
-        super().__init__("vm")
+    def __init__(self, job: Job, sandbox: Sandbox) -> None:
+        super().__init__("vm", sandbox)
         self.job = job
 
-    def view(self, sandbox: Sandbox) -> MachineView:
+    def view(self) -> MachineView:
         return GUEST_VIEW
 
-    def prepare(self, sandbox: Sandbox) -> None:
+    def prepare(self) -> None:
         image = self.job.vm.image
         if image is None:
             raise PrepareError("BOG has no platform_image for the vm platform")
-        root = sandbox.root
-        self.discard(sandbox)  # a retried prepare starts clean
+        root = self.sandbox.root
+        self.discard()  # a retried prepare starts clean
         try:
-            disks.build_input_disk(sandbox.in_dir, root / disks.INPUT_DISK)
+            disks.build_input_disk(self.sandbox.in_dir, root / disks.INPUT_DISK)
             disks.build_output_disk(root / disks.OUTPUT_DISK, self.job.vm.output_disk_mib << 20)
             disks.create_delta(image, root / disks.DELTA_DISK)
         except disks.DiskError as exc:
-            self.discard(sandbox)
+            self.discard()
             raise PrepareError(str(exc)) from None
 
-    def discard(self, sandbox: Sandbox) -> None:
+    def discard(self) -> None:
         for name in DISKS:
-            (sandbox.root / name).unlink(missing_ok=True)
+            (self.sandbox.root / name).unlink(missing_ok=True)
 
     @contextmanager
-    def collect(self, sandbox: Sandbox) -> Iterator[MachineOutput]:
-        output = DiskOutput(sandbox)
+    def collect(self) -> Iterator[MachineOutput]:
+        output = DiskOutput(self.sandbox)
         try:
             yield output
         finally:
