@@ -7,9 +7,11 @@
     the last reports -> record the exit status.
 
 Whatever fails on the way is reported once, as the run's failure with the
-reason, and delivered before the machine is stopped, so the machine's own
-shutdown events cannot overtake it.  The exit status file is what lets the
-local scheduler tell a clean end from a killed job.
+reason, in its place ahead of the events the machine writes as it is
+stopped, so they cannot overtake it.  Signals, a fenced report, the end
+report, collecting, draining and the exit status are handled here once for
+every platform.  The exit status file is what lets the local scheduler tell
+a clean end from a killed job.
 
 ``stage`` and ``collect`` are also the halves HTCondor's pre- and
 post-commands run (``steps``), and ``follow`` is the monitor they start.

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import libvirt
 
 from swampd.vruntask import disks
-from swampd.vruntask.domain_xml import DomainSpec, build_domain_xml, domain_name, metadata_of
+from swampd.vruntask.domain_xml import DomainSpec, DomainSpecError, build_domain_xml, domain_name, metadata_of
 from swampd.vruntask.events import read_address
 from swampd.vruntask.job import Job
 from swampd.vruntask.monitor import Monitor
@@ -93,10 +93,14 @@ class VmDomain:
 
     def start(self) -> None:
         """Define and start the domain; a leftover of this same launch is removed first."""
+        try:
+            xml = build_domain_xml(self.spec)
+        except DomainSpecError as exc:
+            raise VmError(f"the VM cannot be defined: {exc}") from None
         conn = self.conn()
         self._remove_leftover(conn)
         try:
-            self.dom = conn.defineXML(build_domain_xml(self.spec))
+            self.dom = conn.defineXML(xml)
             self.dom.create()
         except libvirt.libvirtError as exc:
             self.undefine()
