@@ -159,9 +159,7 @@ def _report_target(values: Mapping[str, str], token: str) -> tuple[ReportTarget,
             raise JobError(f"BOG has no {key}")
     if not token:
         raise JobError("the report token file is empty")
-    execrunid = values["execrunid"]
-    if not is_identifier(execrunid):
-        raise JobError("BOG execrunid is not an identifier")
+    execrunid = values["execrunid"]  # only sent in a report until its kind's form is checked
     url = values["swampd_agentmonitor_url"]
     if not url.startswith(("http://", "https://")):
         raise JobError("BOG swampd_agentmonitor_url is not an http or https URL")
