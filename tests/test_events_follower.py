@@ -157,3 +157,31 @@ def test_a_report_made_before_the_file_was_replaced_goes_after_its_events(tmp_pa
     monitor.start()
     assert monitor.finish(5)
     assert reporter.sent == [{"event": "VIEWERUP"}, {"state": -1, "status": "stopping"}]
+
+
+def test_a_report_made_while_a_pass_reads_waits_for_the_events_written_before_it(tmp_path: Path) -> None:
+    """The runner reports, then its machine writes events, all while a pass is between reading and delivering."""
+    out = tmp_path / "out"
+    out.mkdir()
+    events = out / "job_events.log"
+    events.write_bytes(b"RUNSHSTART\n")
+    reporter = RecordingReporter()
+    monitor = Monitor(out, reporter)  # type: ignore[arg-type]
+    real_read = monitor.follower.read_new
+
+    def read_then_the_runner_acts() -> list[tuple[str, int]]:
+        lines = real_read()
+        with open(events, "ab") as fh:
+            fh.write(b"MYSQLSTART\n")                # written before the report...
+        monitor.report({"state": -5, "status": "the reason"})
+        with open(events, "ab") as fh:
+            fh.write(b"VIEWERDOWN\n")                # ...and after it
+        monitor.follower.read_new = real_read  # type: ignore[method-assign]
+        return lines
+
+    monitor.follower.read_new = read_then_the_runner_acts  # type: ignore[method-assign]
+    monitor._pass()
+    assert reporter.sent == [{"event": "RUNSHSTART"}]  # the report waits for what was written before it
+    monitor._pass()
+    assert [r.get("event") or r["status"] for r in reporter.sent] == [
+        "RUNSHSTART", "MYSQLSTART", "the reason", "VIEWERDOWN"]

@@ -37,6 +37,11 @@ class LineFollower:
         self._inode: int | None = None
         self._partial = b""
 
+    @property
+    def position(self) -> int:
+        """How many bytes of the current file have been read (a held partial line included)."""
+        return self._offset
+
     def size(self) -> int:
         """How far the file reaches now (0 when it does not exist yet)."""
         try:

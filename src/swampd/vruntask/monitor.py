@@ -95,13 +95,17 @@ class Monitor:
             time.sleep(self.poll)
 
     def _pass(self) -> None:
-        queued = [self._direct.queue[i] for i in range(self._direct.qsize())]  # made before this read
         lines = self.follower.read_new()
+        read_to = self.follower.position
+        queued = [self._direct.queue[i] for i in range(self._direct.qsize())]
         done = 0
         for item in queued:
-            # A mark from before the file was replaced cannot be placed: such a report goes last.
-            comparable = item.generation == self.follower.generation
-            while done < len(lines) and (not comparable or lines[done][1] <= item.mark):
+            limit: float = item.mark
+            if item.generation != self.follower.generation:
+                limit = float("inf")  # made before the file was replaced: after every line read
+            elif item.mark > read_to and not self._finish.is_set():
+                break  # made after lines this pass did not read yet: its turn comes after them, next pass
+            while done < len(lines) and lines[done][1] <= limit:
                 if not self._event(lines[done][0]):
                     return
                 done += 1
