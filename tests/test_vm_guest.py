@@ -30,7 +30,10 @@ from guest.host import LIBVIRT_URI, Tap, destroy_domains_of, ensure_vm_host
 from support.daemon import SRC, Daemon, wait_for
 from swampd.store.database import Store
 
-PROJECT, VIEWER_UUID, USER = "proj-4f1c", "vi-77aa", "user-1"
+#: Per test process: the domain name carries the project, and test runs of other checkouts share
+#: qemu:///system; with one fixed name, one run's vruntask removes the other's VM as a leftover.
+PROJECT = f"proj-{os.getpid():x}"
+VIEWER_UUID, USER = "vi-77aa", "user-1"
 
 
 @pytest.fixture(scope="module")

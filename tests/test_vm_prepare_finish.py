@@ -8,15 +8,39 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
-from xmlrpc.server import SimpleXMLRPCServer
+from typing import Callable, Iterator
 
 import pytest
 
 from support.daemon import free_port
+from support.report_sink import ReportSink
 from swampd.vruntask import disks
-from swampd.vruntask.finish import finish
-from swampd.vruntask.prepare import PrepareError, prepare
+from swampd.vruntask.job import Job
+from swampd.vruntask.payloads import payload_for
+from swampd.vruntask.payloads.viewer_snapshot import SnapshotResult
+from swampd.vruntask.platforms import staging_for
+from swampd.vruntask.reporter import Reporter
+from swampd.vruntask.runner import collect, stage
+from swampd.vruntask.sandbox import PrepareError
+
+
+def make_job(job_dir: Path, bog: dict[str, str], token: str = "tok") -> Job:
+    return Job.from_bog(bog, job_dir, token, f"{bog['execrunid']}.bog", "token")
+
+
+def prepare(job_dir: Path, bog: dict[str, str]) -> None:
+    """``vruntask prepare``'s work: the runner's stage on the BOG's platform."""
+    job = make_job(job_dir, bog)
+    stage(staging_for(job), payload_for(job))
+
+
+def finish(job_dir: Path, bog: dict[str, str], token: str, give_up: Callable[[], bool]) -> SnapshotResult:
+    """``vruntask finish``'s work: the runner's collect on the BOG's platform."""
+    job = make_job(job_dir, bog, token)
+    payload = payload_for(job)
+    result = collect(staging_for(job), payload, Reporter.for_target(job.target, payload.status_method), give_up)
+    assert isinstance(result, SnapshotResult)
+    return result
 
 
 def tgz(members: dict[str, bytes]) -> bytes:
@@ -118,28 +142,9 @@ def test_missing_platform_image_fails_prepare_and_leaves_no_disks(tmp_path: Path
 
 
 # -- finish -----------------------------------------------------------------------
-class SnapshotSink:
-    """An AgentMonitor that records viewerSnapshot calls; it may start late."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.calls: list[dict[str, Any]] = []
-        self.server: SimpleXMLRPCServer | None = None
-
-    def start(self) -> None:
-        self.server = SimpleXMLRPCServer(("127.0.0.1", self.port), logRequests=False)
-        self.server.register_function(lambda s: self.calls.append(s) or True, "agentMonitor.viewerSnapshot")
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-
-
 @pytest.fixture
-def sink() -> Iterator[SnapshotSink]:
-    s = SnapshotSink(free_port())
+def sink() -> Iterator[ReportSink]:
+    s = ReportSink(free_port())
     yield s
     s.stop()
 
@@ -158,7 +163,7 @@ def finished_bog(tmp_path: Path, port: int) -> dict[str, str]:
                   viewerversion="codedx-5.0.war")
 
 
-def test_finish_stores_the_guest_snapshot_with_its_checksum_and_hands_it_over(tmp_path: Path, sink: SnapshotSink) -> None:
+def test_finish_stores_the_guest_snapshot_with_its_checksum_and_hands_it_over(tmp_path: Path, sink: ReportSink) -> None:
     job = tmp_path / "job"
     (job / "out").mkdir(parents=True)
     snap = tgz({"codedx.sql": b"select 'new';\n"})
@@ -170,11 +175,11 @@ def test_finish_stores_the_guest_snapshot_with_its_checksum_and_hands_it_over(tm
     assert stored.parent == tmp_path / "store" / "p1" / "V-Runs" / "vi1"
     assert stored.name.startswith("codedx_viewerdb_") and stored.read_bytes() == snap
     assert result.checksum == hashlib.sha512(snap).hexdigest()
-    assert sink.calls == [{"execrunid": "vrun_p1_CodeDX", "epoch": 2, "token": "tok", "path": str(stored),
+    assert sink.of("viewerSnapshot") == [{"execrunid": "vrun_p1_CodeDX", "epoch": 2, "token": "tok", "path": str(stored),
                            "checksum": result.checksum, "platform": str(tmp_path / "img.qcow2"),
                            "version": "codedx-5.0.war"}]
     again = finish(job, finished_bog(tmp_path, sink.port), "tok", lambda: False)  # a rerun post-command
-    assert again.path == result.path and len(sink.calls) == 1
+    assert again.path == result.path and len(sink.of("viewerSnapshot")) == 1
     assert len(list(stored.parent.iterdir())) == 1
 
 
@@ -182,7 +187,7 @@ def test_finish_stores_the_guest_snapshot_with_its_checksum_and_hands_it_over(tm
                                    {"codedx_viewerdb.tar.gz": tgz({"codedx.sql": b""})},
                                    {"codedx_viewerdb.tar.gz": b"\x1f\x8b truncated"}])
 def test_an_empty_or_failed_dump_never_replaces_the_last_good_snapshot(
-        tmp_path: Path, sink: SnapshotSink, files: dict[str, bytes]) -> None:
+        tmp_path: Path, sink: ReportSink, files: dict[str, bytes]) -> None:
     sink.start()
     good = tmp_path / "store" / "p1" / "V-Runs" / "vi1" / "codedx_viewerdb_20250101000000.tar.gz"
     good.parent.mkdir(parents=True)
@@ -192,11 +197,11 @@ def test_an_empty_or_failed_dump_never_replaces_the_last_good_snapshot(
     write_to_output_disk(job, files, tmp_path)
     result = finish(job, finished_bog(tmp_path, sink.port), "tok", lambda: False)
     assert not result.path and result.problem
-    assert sink.calls == []
+    assert sink.of("viewerSnapshot") == []
     assert list(good.parent.iterdir()) == [good]
 
 
-def test_finish_takes_the_snapshot_from_out_for_viewers_without_disks(tmp_path: Path, sink: SnapshotSink) -> None:
+def test_finish_takes_the_snapshot_from_out_for_viewers_without_disks(tmp_path: Path, sink: ReportSink) -> None:
     sink.start()
     job = tmp_path / "job"
     (job / "out").mkdir(parents=True)
@@ -205,7 +210,7 @@ def test_finish_takes_the_snapshot_from_out_for_viewers_without_disks(tmp_path: 
     assert result.delivered and Path(result.path).exists()
 
 
-def test_undeliverable_snapshot_stays_stored_and_is_delivered_by_a_rerun(tmp_path: Path, sink: SnapshotSink) -> None:
+def test_undeliverable_snapshot_stays_stored_and_is_delivered_by_a_rerun(tmp_path: Path, sink: ReportSink) -> None:
     job = tmp_path / "job"
     (job / "out").mkdir(parents=True)
     (job / "out" / "codedx_viewerdb.tar.gz").write_bytes(tgz({"codedx.sql": b"x"}))
@@ -215,4 +220,4 @@ def test_undeliverable_snapshot_stays_stored_and_is_delivered_by_a_rerun(tmp_pat
     sink.start()
     second = finish(job, finished_bog(tmp_path, sink.port), "tok", lambda: False)
     assert second.delivered and second.path == first.path
-    assert [c["path"] for c in sink.calls] == [first.path]
+    assert [c["path"] for c in sink.of("viewerSnapshot")] == [first.path]

@@ -23,7 +23,8 @@ from swampd.clients.rpc import connect
 from swampd.domainmonitor import hypervisor
 from swampd.domainmonitor.rules import Action, Decision, DomainFacts, decide, wanted_by
 from swampd.states import ViewerState
-from swampd.vruntask.reporter import Fenced, Reporter
+from swampd.vruntask.delivery import Fenced, give_up_after
+from swampd.vruntask.reporter import Reporter
 
 log = logging.getLogger(__name__)
 REPORT_SECONDS = 30.0
@@ -122,9 +123,8 @@ class DomainMonitor:
             return
         reporter = Reporter(url, meta.get("execrunid", ""), int(meta.get("epoch", "0") or 0), token,
                             cafile=self.cafile)
-        give_up_at = time.monotonic() + REPORT_SECONDS
         try:
-            reporter.send(lambda: time.monotonic() > give_up_at, state=int(ViewerState.ERROR),
+            reporter.send(give_up_after(REPORT_SECONDS), state=int(ViewerState.ERROR),
                           status=f"VM {domain.name} destroyed by domainmonitor: {reason}")
         except Fenced as exc:
             log.info("AgentMonitor already moved on from %s: %s", domain.name, exc)

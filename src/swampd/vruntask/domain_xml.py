@@ -152,11 +152,3 @@ def metadata_of(xml: str) -> dict[str, str] | None:
     values["name"] = name
     return values
 
-
-def metadata_fragment(values: dict[str, str]) -> str:
-    """The metadata element alone, as libvirt's ``setMetadata``/``metadata()`` exchange it."""
-    mine = ET.Element("viewer")
-    for key in METADATA_FIELDS:
-        if key in values:
-            ET.SubElement(mine, key).text = str(values[key])
-    return ET.tostring(mine, encoding="unicode")

@@ -22,15 +22,35 @@ _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 class LineFollower:
-    """Yields complete new lines appended to a file, surviving truncation and late creation."""
+    """Yields complete new lines appended to a file, surviving truncation and late creation.
+
+    Each line comes with the file offset just past its newline, so a reader
+    can tell which lines were written before some moment (``size``);
+    ``generation`` counts the times the file was found replaced or
+    truncated, after which offsets start again from 0.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.generation = 0
         self._offset = 0
         self._inode: int | None = None
         self._partial = b""
 
-    def read_new_lines(self) -> list[str]:
+    @property
+    def position(self) -> int:
+        """How many bytes of the current file have been read (a held partial line included)."""
+        return self._offset
+
+    def size(self) -> int:
+        """How far the file reaches now (0 when it does not exist yet)."""
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return 0
+
+    def read_new(self) -> list[tuple[str, int]]:
+        """The complete lines appended since the last read, each with the offset just past it."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -39,6 +59,7 @@ class LineFollower:
             st = os.fstat(fd)
             if self._inode is not None and (st.st_ino != self._inode or st.st_size < self._offset):
                 self._offset, self._partial = 0, b""  # replaced or truncated: read it again
+                self.generation += 1
             self._inode = st.st_ino
             os.lseek(fd, self._offset, os.SEEK_SET)
             chunks = []
@@ -50,12 +71,16 @@ class LineFollower:
             data = b"".join(chunks)
         finally:
             os.close(fd)
+        end = self._offset - len(self._partial)
         self._offset += len(data)
-        data = self._partial + data
-        *complete, self._partial = data.split(b"\n")
+        *complete, self._partial = (self._partial + data).split(b"\n")
         if len(self._partial) > 65536:  # a line that never ends is noise
             self._partial = b""
-        return [line.decode("utf-8", "replace") for line in complete]
+        lines = []
+        for raw in complete:
+            end += len(raw) + 1
+            lines.append((raw.decode("utf-8", "replace"), end))
+        return lines
 
 
 def clean_event(line: str) -> str:

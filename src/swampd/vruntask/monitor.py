@@ -1,11 +1,16 @@
 """The monitor: turns the events and IP files into reports to the AgentMonitor.
 
-The same code serves every platform: a process viewer and a VM guest both
+The same code serves every platform: a local process and a VM guest both
 write SWAMP events to ``out/job_events.log`` and the address to
 ``out/job_ip_address.txt``; the monitor follows them and reports each new
-event once, in order, with the address attached to ``WROTEIPADDR``.  Direct
-state reports from the runner (a viewer that failed to start) go through the
-same ordered channel, after the events written before them.
+event once, in order, with the address attached to ``WROTEIPADDR``.
+
+Direct reports from the runner (a launch that failed, a machine being shut
+down) go through the same channel, in the order things happened: each
+remembers how far the events file reached when it was made, and is
+delivered after the events written before that and before the ones written
+after.  So a failure is never overtaken by the shutdown events that follow
+it, and "report the end unless the machine said so itself" needs no sleep.
 """
 from __future__ import annotations
 
@@ -13,27 +18,42 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from swampd.vruntask.delivery import Fenced
 from swampd.vruntask.events import EVENTS_FILE, IP_FILE, LineFollower, clean_event, read_address
-from swampd.vruntask.reporter import Fenced, Reporter
+from swampd.vruntask.reporter import Reporter
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class DirectReport:
+    fields: dict[str, Any]
+    #: Dropped when this event was seen by the time the report's turn came.
+    unless_seen: str
+    #: The events file's generation and size when the report was made: its place among the events.
+    generation: int
+    mark: int
+
+
 class Monitor:
-    def __init__(self, out_dir: Path, reporter: Reporter, poll: float = 0.2,
-                 address_wait: float = 10.0) -> None:
+    def __init__(self, out_dir: Path, reporter: Reporter, poll: float = 0.2, address_wait: float = 10.0,
+                 down_event: str = "VIEWERDOWN", on_event: Callable[[str], None] | None = None) -> None:
+        """``down_event`` after ``RUNSHSTART`` means the machine has ended; ``on_event`` sees each new event."""
         self.out_dir = Path(out_dir)
         self.reporter = reporter
         self.poll = poll
         self.address_wait = address_wait
+        self.down_event = down_event
+        self.on_event = on_event
         self.follower = LineFollower(self.out_dir / EVENTS_FILE)
         self.seen: set[str] = set()
         self.fenced = threading.Event()
-        self.viewer_down = threading.Event()
-        self._direct: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.down = threading.Event()
+        self._direct: queue.Queue[DirectReport] = queue.Queue()
         self._finish = threading.Event()
         self._give_up_at: float | None = None
         self._thread: threading.Thread | None = None
@@ -42,25 +62,9 @@ class Monitor:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self._thread.start()
 
-    def ensure_running(self) -> None:
-        """Restart the follower thread if it died of an unexpected error (its place in the files is kept)."""
-        if self._thread is not None and not self._thread.is_alive() and not (
-                self.fenced.is_set() or self._finish.is_set()):
-            log.error("the monitor thread died; restarting it")
-            self.start()
-
-    def report_state(self, state: int, status: str) -> None:
-        """Queue a direct state report, delivered after the events already written."""
-        self._direct.put({"state": state, "status": status})
-
-    def flush(self, seconds: float) -> bool:
-        """Wait until the queued direct reports are delivered; True if they were."""
-        deadline = time.monotonic() + seconds
-        while not self._direct.empty() and not self.fenced.is_set():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return self._direct.empty()
+    def report(self, fields: dict[str, Any], unless_seen: str = "") -> None:
+        """Queue a direct report, delivered after the events already written and before later ones."""
+        self._direct.put(DirectReport(dict(fields), unless_seen, self.follower.generation, self.follower.size()))
 
     def finish(self, drain_seconds: float) -> bool:
         """Deliver what is pending, for at most ``drain_seconds``; True if all was delivered."""
@@ -75,40 +79,64 @@ class Monitor:
         return self._give_up_at is not None and time.monotonic() > self._give_up_at
 
     def _run(self) -> None:
-        try:
-            while True:
-                finishing = self._finish.is_set()
+        while True:
+            finishing = self._finish.is_set()
+            try:
                 self._pass()
-                if finishing or self._giving_up():
-                    return
-                time.sleep(self.poll)
-        except Fenced as exc:
-            log.error("the AgentMonitor refused our report: %s; this launch is over", exc)
-            self.fenced.set()
-        except Exception:
-            log.exception("monitor pass failed")  # ensure_running() starts it again
+            except Fenced as exc:
+                log.error("the AgentMonitor refused our report: %s; this launch is over", exc)
+                self.fenced.set()
+                return
+            except Exception:
+                # The follower keeps its place in the files; the next pass carries on from there.
+                log.exception("monitor pass failed")
+            if finishing or self._giving_up():
+                return
+            time.sleep(self.poll)
 
     def _pass(self) -> None:
-        for line in self.follower.read_new_lines():
-            event = clean_event(line)
-            if not event or event in self.seen:
-                continue
-            self.seen.add(event)
-            fields: dict[str, Any] = {"event": event}
-            if event == "WROTEIPADDR":
-                address = self._wait_address()
-                if address:
-                    fields["vmip"] = address
-                else:
-                    log.error("WROTEIPADDR but no valid address in %s", self.out_dir / IP_FILE)
-            if not self.reporter.send(self._giving_up, **fields):
-                return
-            if event == "VIEWERDOWN" and "RUNSHSTART" in self.seen:
-                self.viewer_down.set()
-        while not self._direct.empty():
-            if not self.reporter.send(self._giving_up, **self._direct.queue[0]):
-                return
+        lines = self.follower.read_new()
+        read_to = self.follower.position
+        queued = [self._direct.queue[i] for i in range(self._direct.qsize())]
+        done = 0
+        for item in queued:
+            limit: float = item.mark
+            if item.generation != self.follower.generation:
+                limit = float("inf")  # made before the file was replaced: after every line read
+            elif item.mark > read_to and not self._finish.is_set():
+                break  # made after lines this pass did not read yet: its turn comes after them, next pass
+            while done < len(lines) and lines[done][1] <= limit:
+                if not self._event(lines[done][0]):
+                    return
+                done += 1
+            if not (item.unless_seen and item.unless_seen in self.seen):
+                if not self.reporter.send(self._giving_up, **item.fields):
+                    return
             self._direct.get()
+        for line, _ in lines[done:]:
+            if not self._event(line):
+                return
+
+    def _event(self, line: str) -> bool:
+        """Report one events-file line if it is a new event; False if we are giving up."""
+        event = clean_event(line)
+        if not event or event in self.seen:
+            return True
+        self.seen.add(event)
+        if self.on_event is not None:
+            self.on_event(event)
+        fields: dict[str, Any] = {"event": event}
+        if event == "WROTEIPADDR":
+            address = self._wait_address()
+            if address:
+                fields["vmip"] = address
+            else:
+                log.error("WROTEIPADDR but no valid address in %s", self.out_dir / IP_FILE)
+        if not self.reporter.send(self._giving_up, **fields):
+            return False
+        if event == self.down_event and "RUNSHSTART" in self.seen:
+            self.down.set()
+        return True
 
     def _wait_address(self) -> str | None:
         """The IP file is written just before WROTEIPADDR; allow it a moment to land."""

@@ -1,28 +1,34 @@
-"""The job sandbox a viewer machine expects: ``in/``, ``out/``, ``run-params.sh``.
+"""The job sandbox a machine expects (``in/``, ``out/``, the events and IP files), and how a machine sees it.
 
-Layout and variable names are SWAMP's (lifecycle §4.7), so a viewer image's
-``run.sh`` finds what it always found.  Every value in ``run-params.sh`` is
-shell-quoted, so no value, whoever chose it, can run code when the file is
-sourced; the file carries the viewer's API key and is private (0600).
+Layout and names are SWAMP's (lifecycle §4.7, assessment §1.3), so an image's
+``run.sh`` finds what it always found.  Two parties fill a sandbox: the
+payload (what runs in the machine: its inputs and outputs) and the platform
+(how the machine runs: a directory it shares, or disks it boots with).  The
+types they meet through live here, so neither imports the other:
+``MachineView`` is the sandbox as seen from inside the machine, and
+``MachineOutput`` is what the machine left, read back on the host.
 """
 from __future__ import annotations
 
-import os
-import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from swampd.bog import write_private
 from swampd.vruntask.events import EVENTS_FILE, IP_FILE
 
-RUN_PARAMS = "run-params.sh"
+
+class PrepareError(Exception):
+    """The launch cannot be prepared; the message is the reason the AgentMonitor gets."""
 
 
-@dataclass
+class CollectError(Exception):
+    """What the machine left cannot be read back; the message says why."""
+
+
+@dataclass(frozen=True)
 class Sandbox:
     root: Path
-    bog: dict[str, str]
 
     @property
     def in_dir(self) -> Path:
@@ -40,34 +46,12 @@ class Sandbox:
     def ip_file(self) -> Path:
         return self.out_dir / IP_FILE
 
-    def prepare(self) -> None:
-        """Lay out the directories, the empty signal files, and run-params.sh."""
+    def lay_out(self) -> None:
+        """The directories and the empty signal files, before anyone writes into them."""
         self.in_dir.mkdir(parents=True, exist_ok=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.events_file, self.ip_file):
             path.touch(exist_ok=True)
-        write_private(self.root / RUN_PARAMS, render_run_params(self.run_params()))
-
-    def run_params(self) -> dict[str, str]:
-        """The variables of SWAMP's run-params.sh, with paths of this sandbox."""
-        out = str(self.out_dir)
-        return {
-            "PROJECT": self.bog.get("urluuid", ""),
-            "APIKEY": self.bog.get("apikey", ""),
-            "JOB_INPUT_DIR": str(self.in_dir),
-            "JOB_OUTPUT_DIR": out,
-            "SWAMP_EVENT_FILE": str(self.events_file),
-            "IP_ADDR_FILE": str(self.ip_file),
-            "SWAMP_LOG_FILE": os.path.join(out, "run.out"),
-            "TOMCAT_LOG_DIR": "/opt/tomcat/logs",
-            "SKIPPED_BUNDLE": os.path.join(out, "skippedbundle"),
-            "VIEWER": self.bog.get("viewer", ""),
-            "VIEWER_STARTEPOCH_FILE": os.path.join(out, "run.epoch"),
-            "CHECKTIMEOUT_FREQUENCY": "10",
-            "CHECKTIMEOUT_DURATION": "28800",
-            "CHECKTIMEOUT_LASTLOG": "3600",
-            "MACHINE_SHUTDOWN_COMMAND": "supervisorctl shutdown",
-        }
 
     def record_event(self, name: str, message: str = "") -> None:
         """Write an event as a guest's run.sh does: the name alone to the events file."""
@@ -81,7 +65,29 @@ class Sandbox:
             fh.write(f"{address}\n")
 
 
-def render_run_params(values: dict[str, str]) -> str:
-    lines = ["# written by swampd vruntask; every value is shell-quoted"]
-    lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class MachineView:
+    """The sandbox as the program inside the machine sees it (the paths of SWAMP's run-params).
+
+    ``shares_sandbox`` is True when the machine reads the sandbox directory
+    itself (a local process, a docker container), False when it gets only
+    what is put on its input disk (a VM).
+    """
+
+    in_dir: str
+    out_dir: str
+    events_file: str
+    ip_file: str
+    shutdown_command: str
+    shares_sandbox: bool
+
+
+class MachineOutput(Protocol):
+    """What the machine left in its ``out/``, read on the host after it stopped."""
+
+    def fetch(self, name: str) -> Path | None:
+        """A host path holding the file ``name`` of the machine's ``out/``, or None when it left none.
+
+        Raises CollectError when the machine's output cannot be read at all.
+        """
+        ...

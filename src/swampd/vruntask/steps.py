@@ -1,57 +1,49 @@
 """``vruntask prepare`` and ``vruntask finish`` as separate steps (HTCondor's pre- and post-commands).
 
 ``vruntask run`` does the same work in one process; these entry points
-exist for schedulers that run the viewer machine themselves (HTCondor's VM
-and docker universes) and call us before and after.
+exist for schedulers that run the machine themselves (HTCondor's vm and
+docker universes) and call us before and after.  They are the runner's own
+``stage`` and ``collect``, with the same reports.
 """
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 
-from swampd.states import ViewerState
-from swampd.vruntask.finish import finish
-from swampd.vruntask.prepare import PrepareError, prepare, remove_disks
-from swampd.vruntask.reporter import Fenced, Reporter
-from swampd.vruntask.run import EXIT_FENCED, EXIT_OK, EXIT_VIEWER_FAILED, load_job
+from swampd.vruntask.delivery import Fenced, give_up_after
+from swampd.vruntask.job import Job
+from swampd.vruntask.payloads import payload_for
+from swampd.vruntask.payloads.base import Milestone
+from swampd.vruntask.platforms import staging_for
+from swampd.vruntask.reporter import Reporter
+from swampd.vruntask.runner import Exit, collect, stage
+from swampd.vruntask.sandbox import PrepareError
 
 log = logging.getLogger(__name__)
 #: How long a step keeps retrying a report before it exits anyway.
 REPORT_SECONDS = 120.0
 
 
-def _report(reporter: Reporter, state: ViewerState, status: str) -> bool:
-    give_up_at = time.monotonic() + REPORT_SECONDS
-    return reporter.send(lambda: time.monotonic() > give_up_at, state=int(state), status=status)
-
-
-def prepare_step(job_dir: Path, bog_name: str, token_name: str) -> int:
-    bog, token = load_job(job_dir, bog_name, token_name)
-    reporter = Reporter.for_job(bog, token)
+def prepare_step(job: Job) -> int:
+    staging, payload = staging_for(job), payload_for(job)
+    reporter = Reporter.for_target(job.target, payload.status_method)
     try:
         try:
-            prepare(job_dir, bog)
+            stage(staging, payload)
         except PrepareError as exc:
-            log.error("%s", exc)
-            remove_disks(job_dir)  # as SWAMP: no disks, so the VM universe cannot start a half-prepared VM
-            _report(reporter, ViewerState.ERROR, str(exc))
-            return EXIT_VIEWER_FAILED
-        what = "VM" if bog.get("swampd_platform") == "vm" else "DC" if bog.get("swampd_platform") == "docker" else "viewer"
-        _report(reporter, ViewerState.LAUNCHING, f"Starting {what}")
+            log.error("%s", exc)  # the disks are gone: the vm universe cannot start a half-prepared VM
+            reporter.send(give_up_after(REPORT_SECONDS), **payload.failure(str(exc)))
+            return Exit.FAILED
+        reporter.send(give_up_after(REPORT_SECONDS), **payload.report(Milestone.STARTING, staging.name))
     except Fenced as exc:
         log.error("the AgentMonitor refused our report: %s", exc)
-        return EXIT_FENCED
-    return EXIT_OK
+        return Exit.FENCED
+    return Exit.OK
 
 
-def finish_step(job_dir: Path, bog_name: str, token_name: str) -> int:
-    bog, token = load_job(job_dir, bog_name, token_name)
-    give_up_at = time.monotonic() + REPORT_SECONDS
-    result = finish(job_dir, bog, token, lambda: time.monotonic() > give_up_at)
-    if result.path and result.delivered:
-        print(f"saved {result.path} sha512={result.checksum}")
-        return EXIT_OK
-    if result.problem == "no snapshot":
-        return EXIT_OK
-    return EXIT_VIEWER_FAILED
+def finish_step(job: Job) -> int:
+    staging, payload = staging_for(job), payload_for(job)
+    reporter = Reporter.for_target(job.target, payload.status_method)
+    result = collect(staging, payload, reporter, give_up_after(REPORT_SECONDS))
+    if result.summary:
+        print(result.summary)
+    return Exit.OK if result.ok else Exit.FAILED

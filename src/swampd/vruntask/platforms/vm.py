@@ -1,13 +1,12 @@
-"""The ``vm`` platform: a viewer machine as a libvirt domain (the only code here that talks to libvirt).
+"""The ``vm`` platform: the machine as a libvirt domain (the only code here that talks to libvirt).
 
-``run_vm`` is ``vruntask run`` for a VM: prepare the sandbox and disks,
-define and start the domain, let the shared Monitor turn the guest's serial
-port files into reports, enforce the boot and ready deadlines, and on guest
-power-off, a stop from the scheduler (SIGTERM) or a fenced report: ask the
-guest to shut down (ACPI), wait for it, destroy it after the deadline,
-undefine it, then save its database (``finish``).
+Staging (guest view, disks, output disk) is ``vm_staging``'s; this module
+defines and starts the domain, waits for the guest's address within the
+boot deadline and for the payload's up event within the ready deadline,
+notices the guest powering off, and on stop asks the guest to shut down
+(ACPI), destroys it after the grace period, and undefines it.
 
-While the domain exists this process holds an ``flock`` on
+While the platform is entered this process holds an ``flock`` on
 ``<job_dir>/vm.lock``, whose path is in the domain's metadata: that is how
 ``swampd domainmonitor`` tells a VM with a live vruntask from an orphan,
 without trusting a pid.
@@ -15,65 +14,61 @@ without trusting a pid.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
-import signal
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Callable
 
 import libvirt
 
-from swampd.jobdir import write_exit_status
-from swampd.states import ViewerState
 from swampd.vruntask import disks
-from swampd.vruntask.domain_xml import DomainSpec, build_domain_xml, domain_name, metadata_of
+from swampd.vruntask.domain_xml import DomainSpec, DomainSpecError, build_domain_xml, domain_name, metadata_of
 from swampd.vruntask.events import read_address
-from swampd.vruntask.finish import finish
+from swampd.vruntask.job import Job
 from swampd.vruntask.monitor import Monitor
-from swampd.vruntask.prepare import PrepareError, prepare
-from swampd.vruntask.reporter import Reporter
+from swampd.vruntask.payloads.base import Payload
+from swampd.vruntask.platforms.base import Platform, StartError
+from swampd.vruntask.platforms.vm_staging import VmStaging
 from swampd.vruntask.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "vm.lock"
 CONSOLE_FILE = "console.log"
-TIMINGS_FILE = "timings.json"
-EXIT_OK, EXIT_VIEWER_FAILED, EXIT_FENCED = 0, 1, 3
-DRAIN_SECONDS = 120.0
+#: Seconds between looks at the guest while waiting for it to come up, and to go down.
+UP_POLL, DOWN_POLL = 0.1, 0.5
 
 
-class VmError(Exception):
+class VmError(StartError):
     """libvirt refused or failed; the message is the reason the AgentMonitor gets."""
 
 
-def domain_spec(sandbox: Sandbox, token_file: str) -> DomainSpec:
-    """The domain of this launch, from the BOG (pure: no libvirt)."""
-    bog, root = sandbox.bog, sandbox.root
-    execrunid, epoch = bog["execrunid"], int(bog["swampd_epoch"])
+def domain_spec(job: Job, sandbox: Sandbox) -> DomainSpec:
+    """The domain of this launch (pure: no libvirt)."""
+    root, vm = sandbox.root, job.vm
     return DomainSpec(
-        name=domain_name(execrunid, epoch),
-        memory_mib=int(bog.get("swampd_vm_memory", "6144")),
-        vcpus=int(bog.get("swampd_vm_cpus", "2")),
+        name=domain_name(job.execrunid, job.epoch),
+        memory_mib=vm.memory_mib,
+        vcpus=vm.cpus,
         delta=str(root / disks.DELTA_DISK),
         input_disk=str(root / disks.INPUT_DISK),
         output_disk=str(root / disks.OUTPUT_DISK),
         console_file=str(sandbox.out_dir / CONSOLE_FILE),
         events_file=str(sandbox.events_file),
         ip_file=str(sandbox.ip_file),
-        domain_type=bog.get("swampd_vm_domain_type", "kvm"),
-        network=bog.get("swampd_vm_network", "network:default"),
-        kernel=bog.get("swampd_vm_kernel", ""),
-        initrd=bog.get("swampd_vm_initrd", ""),
-        cmdline=bog.get("swampd_vm_cmdline", ""),
+        domain_type=vm.domain_type,
+        network=vm.network,
+        kernel=vm.kernel,
+        initrd=vm.initrd,
+        cmdline=vm.cmdline,
         metadata={
-            "execrunid": execrunid, "epoch": str(epoch), "launch_id": bog.get("swampd_launch_id", ""),
-            "projectid": bog.get("projectid", ""), "viewer": bog.get("viewer", ""),
-            "job_dir": str(root), "lock_file": str(root / LOCK_FILE), "token_file": token_file,
-            "agentmonitor_url": bog.get("swampd_agentmonitor_url", ""), "started": f"{time.time():.0f}",
+            "execrunid": job.execrunid, "epoch": str(job.epoch), "launch_id": job.launch_id,
+            "projectid": job.projectid, "viewer": job.viewer.name,
+            "job_dir": str(root), "lock_file": str(root / LOCK_FILE), "token_file": job.token_file,
+            "agentmonitor_url": job.target.url, "started": f"{time.time():.0f}",
         },
     )
 
@@ -98,10 +93,14 @@ class VmDomain:
 
     def start(self) -> None:
         """Define and start the domain; a leftover of this same launch is removed first."""
+        try:
+            xml = build_domain_xml(self.spec)
+        except DomainSpecError as exc:
+            raise VmError(f"the VM cannot be defined: {exc}") from None
         conn = self.conn()
         self._remove_leftover(conn)
         try:
-            self.dom = conn.defineXML(build_domain_xml(self.spec))
+            self.dom = conn.defineXML(xml)
             self.dom.create()
         except libvirt.libvirtError as exc:
             self.undefine()
@@ -176,122 +175,73 @@ class VmDomain:
 
 
 def hold_lock(path: Path) -> int:
-    """Take the liveness lock the domain monitor probes; held until this process ends."""
+    """Take the liveness lock the domain monitor probes; held until released or this process ends."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: a probe holds it for an instant only
     return fd
 
 
-class Timings:
-    """Seconds from ``vruntask run`` start to each milestone (the boot benchmark reads them)."""
+class VmPlatform(VmStaging, Platform):
+    monitor_poll = 0.1
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.t0 = time.monotonic()
-        self.marks: dict[str, float] = {}
+    def __init__(self, job: Job, sandbox: Sandbox, payload: Payload,
+                 opener: Callable[[str], Any] = libvirt.open) -> None:
+        super().__init__(job, sandbox)
+        self.payload = payload
+        self.shutdown_grace = job.vm.shutdown_timeout
+        self.opener = opener
+        self.domain: VmDomain | None = None
+        self._lock_fd: int | None = None
 
-    def mark(self, name: str) -> None:
-        if name not in self.marks:
-            self.marks[name] = round(time.monotonic() - self.t0, 3)
-            self.path.write_text(json.dumps(self.marks), encoding="utf-8")
+    def __enter__(self) -> VmPlatform:
+        # Held before anything is built, so the domain monitor leaves a leftover of this launch to us.
+        self.sandbox.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = hold_lock(self.sandbox.root / LOCK_FILE)
+        return self
 
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
-def run_vm(job_dir: Path, bog: dict[str, str], token: str, token_file: str) -> int:
-    """``vruntask run`` for the vm platform; the exit status is also written for the scheduler."""
-    job_dir = Path(job_dir)
-    (job_dir / "out").mkdir(parents=True, exist_ok=True)
-    timings = Timings(job_dir / "out" / TIMINGS_FILE)
-    reporter = Reporter.for_job(bog, token)
-    monitor = Monitor(job_dir / "out", reporter, poll=0.1)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    threading.Thread(target=lambda: (monitor.fenced.wait(), stop.set()), daemon=True).start()
-    lock_fd = hold_lock(job_dir / LOCK_FILE)
-    monitor.start()
-    status = EXIT_OK
-    vm: VmDomain | None = None
-    try:
-        try:
-            sandbox = prepare(job_dir, bog)
-            timings.mark("prepared")
-            monitor.report_state(int(ViewerState.LAUNCHING), "Starting VM")
-            vm = VmDomain(bog.get("swampd_libvirt_uri", "qemu:///system"), domain_spec(sandbox, token_file))
-            vm.start()
-            timings.mark("started")
-        except (PrepareError, VmError) as exc:
-            log.error("%s", exc)
-            monitor.report_state(int(ViewerState.ERROR), str(exc))
-            status = EXIT_VIEWER_FAILED
-        else:
-            problem = _wait_up(vm, sandbox, monitor, stop, timings, bog)
-            if problem:
-                log.error("%s", problem)
-                monitor.report_state(int(ViewerState.ERROR), problem)
-                status = EXIT_VIEWER_FAILED
-            else:
-                _wait_down(vm, monitor, stop)
-    finally:
-        if vm is not None:
-            if vm.active() is not False:
-                grace = float(bog.get("swampd_shutdown_timeout", "300"))
-                if status != EXIT_OK:  # a failed guest gets little time, one that never booted none
-                    grace = min(grace, 10.0) if read_address(job_dir / "out" / "job_ip_address.txt") else 0.0
-                monitor.report_state(int(ViewerState.STOPPING), "Viewer is starting shutdown")
-                vm.shutdown(time.monotonic() + grace)
-            vm.undefine()
-            timings.mark("stopped")
-        # Give the monitor a last look at the events file before the end is reported.
-        time.sleep(monitor.poll * 3)
-        if "VIEWERDOWN" not in monitor.seen and status == EXIT_OK:
-            monitor.report_state(int(ViewerState.SHUTDOWN), "Viewer shutdown complete")
-        give_up_at = time.monotonic() + DRAIN_SECONDS
-        result = finish(job_dir, bog, token, lambda: time.monotonic() > give_up_at)
-        timings.mark("finished")
-        if result.problem:
-            log.warning("finish: %s", result.problem)
-        monitor.finish(DRAIN_SECONDS)
-        if monitor.fenced.is_set():
-            status = EXIT_FENCED
-        write_exit_status(job_dir, status)
-        os.close(lock_fd)
-    return status
+    def start(self) -> None:
+        self.domain = VmDomain(self.job.vm.libvirt_uri, domain_spec(self.job, self.sandbox), self.opener)
+        self.domain.start()
 
+    def wait_up(self, stop: threading.Event, monitor: Monitor) -> str | None:
+        """The address within the boot deadline, then the payload's up event within the ready deadline."""
+        assert self.domain is not None
+        start = time.monotonic()
+        boot, ready = self.job.vm.boot_timeout, self.job.ready_timeout
+        while not stop.is_set():
+            if self.payload.up_event in monitor.seen:
+                return None
+            if self.domain.active() is False:
+                return "the VM stopped before the viewer was up"
+            elapsed = time.monotonic() - start
+            if elapsed > boot and not read_address(self.sandbox.ip_file):
+                return f"the VM wrote no address within the boot deadline ({boot:g}s)"
+            if elapsed > ready:
+                return f"the viewer was not up within {ready:g}s"
+            stop.wait(UP_POLL)
+        return None
 
-def _wait_up(vm: VmDomain, sandbox: Sandbox, monitor: Monitor, stop: threading.Event,
-             timings: Timings, bog: dict[str, str]) -> str | None:
-    """Wait for the address (boot deadline) and VIEWERUP (ready deadline); the reason if not."""
-    start = time.monotonic()
-    boot = float(bog.get("swampd_boot_timeout", "300"))
-    ready = float(bog.get("swampd_ready_timeout", "600"))
-    while not stop.is_set():
-        monitor.ensure_running()
-        if monitor.seen:
-            timings.mark("first_event")
-        address = read_address(sandbox.ip_file)
-        if address:
-            timings.mark("address")
-        if "VIEWERUP" in monitor.seen:
-            timings.mark("ready")
-            return None
-        if vm.active() is False:
-            return "the VM stopped before the viewer was up"
-        elapsed = time.monotonic() - start
-        if not address and elapsed > boot:
-            return f"the VM wrote no address within the boot deadline ({boot:g}s)"
-        if elapsed > ready:
-            return f"the viewer was not up within {ready:g}s"
-        stop.wait(0.1)
-    if "VIEWERUP" in monitor.seen:  # up just as the stop came
-        timings.mark("ready")
-    return None
+    def wait_exit(self, stop: threading.Event) -> int | None:
+        assert self.domain is not None
+        while not stop.is_set():
+            if self.domain.active() is False:
+                log.info("the guest powered off")
+                return 0
+            stop.wait(DOWN_POLL)
+        return None
 
+    def running(self) -> bool | None:
+        return self.domain.active() if self.domain is not None else False
 
-def _wait_down(vm: VmDomain, monitor: Monitor, stop: threading.Event) -> None:
-    """Until the guest powers off, or a stop (SIGTERM, fenced) is asked for."""
-    while not stop.is_set():
-        monitor.ensure_running()
-        if vm.active() is False:
-            log.info("the guest powered off")
+    def stop(self, grace: float) -> None:
+        if self.domain is None:
             return
-        stop.wait(0.5)
+        if self.domain.active() is not False:
+            self.domain.shutdown(time.monotonic() + grace)
+        self.domain.undefine()
