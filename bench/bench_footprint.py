@@ -19,6 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,18 +32,14 @@ from _harness import start_daemon
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 COMMAND = [BUSYBOX, "httpd", "-f", "-p", "127.0.0.1:{port}", "-h", "{sandbox}"]
 CLIENTS = 8
-#: The baseline: start N servers, then wait until each answers (ports from the first argument).
+#: The baseline: start a server on each port given, then wait until each answers.
 SHELL_BASELINE = """#!/bin/sh
-first=$1; n=$2; root=$3; busybox=$4
-i=0
-while [ $i -lt $n ]; do
-  "$busybox" httpd -f -p 127.0.0.1:$((first + i)) -h "$root" &
-  i=$((i + 1))
+root=$1; busybox=$2; shift 2
+for port in "$@"; do
+  "$busybox" httpd -f -p 127.0.0.1:$port -h "$root" &
 done
-i=0
-while [ $i -lt $n ]; do
-  until "$busybox" wget -q -O /dev/null http://127.0.0.1:$((first + i))/ 2>/dev/null; do :; done
-  i=$((i + 1))
+for port in "$@"; do
+  until "$busybox" wget -q -O /dev/null http://127.0.0.1:$port/ 2>/dev/null; do :; done
 done
 """
 
@@ -52,13 +49,25 @@ def shell_baseline(n: int) -> float:
     (root / "index.html").write_text("ok")
     script = root / "start.sh"
     script.write_text(SHELL_BASELINE)
-    first = 20000 + (os.getpid() % 1000) * 10
+    ports = free_ports(n)
     start = time.perf_counter()
-    subprocess.run(["sh", str(script), str(first), str(n), str(root), BUSYBOX], check=True, timeout=600,
+    subprocess.run(["sh", str(script), str(root), BUSYBOX, *map(str, ports)], check=True, timeout=600,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     subprocess.run(["pkill", "-f", "--", f"-h {root}"], check=False)
     return elapsed
+
+
+def free_ports(n: int) -> list[int]:
+    """N ports nothing listens on now (held open together, so they differ)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def client(url: str, names: list[str], start_at: float, out) -> None:  # type: ignore[no-untyped-def]
@@ -119,7 +128,8 @@ def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 500
     idle = float(argv[1]) if len(argv) > 1 else 30.0
     baseline = shell_baseline(n)
-    daemon = start_daemon(viewers={"CodeDX": {"command": COMMAND}})
+    # The daemon's own defaults (the test harness resyncs every 0.5 s).
+    daemon = start_daemon(viewers={"CodeDX": {"command": COMMAND}}, agentmonitor={"resync_interval": 5.0})
     try:
         time.sleep(1.0)
         rss_empty = rss_kib(daemon.proc.pid)

@@ -93,9 +93,11 @@ class World:
         self.clock.advance(1.0)  # what happens next happens after that observation
         run_id = self.record(projectid, viewer).id
         for _ in range(20):
+            handed = self.reconciler.effects.dispatched
             self.reconciler.process(run_id)
-            if not self.wait_slow_effects():
-                break
+            self.wait_slow_effects()
+            if self.reconciler.effects.dispatched == handed:
+                break  # no slow effect ran: nothing new to go on with
         return self.record(projectid, viewer)
 
     def wait_slow_effects(self, timeout: float = 10.0) -> bool:

@@ -95,8 +95,15 @@ def test_kill9_between_spawn_and_its_record_leaves_a_job_that_can_still_be_stopp
 
     # The report of the viewer's end may make it TERMINATED a moment before vruntask itself has
     # exited; then nothing may be left (the daemon itself opens the lock for an instant to look).
-    wait_for(lambda: not lock_holders(job_dir / "job.lock") - {daemon.proc.pid}, 30,
-             what="no process of the stopped job left")
+    def left() -> list[str]:
+        from support.daemon import cmdline
+
+        return [cmdline(pid) for pid in lock_holders(job_dir / "job.lock") - {daemon.proc.pid}]
+
+    try:
+        wait_for(lambda: not left(), 30, what="no process of the stopped job left")
+    except AssertionError:
+        raise AssertionError(f"still open by {left()}; log: {daemon.log()[-3000:]}") from None
     again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
     assert again["launched"] is True and again["epoch"] == 2
     wait_for(lambda: ready(daemon), 60, what="the relaunch READY")

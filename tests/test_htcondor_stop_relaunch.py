@@ -106,7 +106,8 @@ def test_a_relaunch_waits_until_the_previous_job_has_left(world: World) -> None:
         world.schedd.vacated(old)
     world.clock.advance(120)
     record = world.settle()
-    assert record.epoch == 2 and record.job_ref and record.job_ref != old
+    assert record.epoch == 2 and record.job_ref and record.job_ref != old, [
+        (i.effect, i.epoch, i.attempts, i.next_at - world.clock(), i.last_error) for i in world.store.pending_outbox()]
     assert live_jobs(world) == [record.job_ref]
 
 

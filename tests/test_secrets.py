@@ -37,5 +37,6 @@ def test_secrets_stay_in_private_files(daemon):
     everything = repr(api.listViewers()) + repr(api.getViewer("sec", "CodeDX")) + repr(
         api.viewerHistory("sec", "CodeDX"))
     assert token not in everything and apikey not in everything
-    logs = daemon.log() + (job_dir / "vruntask.log").read_text()
+    job_logs = [job_dir / "vruntask.log", job_dir / "out" / "viewer.log", job_dir / "out" / "run.out"]
+    logs = daemon.log() + "".join(p.read_text() for p in job_logs if p.exists())
     assert token not in logs and apikey not in logs

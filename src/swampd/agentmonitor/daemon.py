@@ -21,6 +21,7 @@ from swampd.effects import change_effects as effects_on_change
 from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd.vruntask.host import HostAgent
 from swampd.lifecycle import groups
 from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_dir, write_private
 from swampd.store import RegistryError, Store
@@ -125,7 +126,8 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 def make_scheduler(config: Config, jobs_root: Path, store: Store | None = None) -> Scheduler:
     if config.scheduler.kind == "local":
-        return LocalScheduler(jobs_root, config.scheduler.stop_grace)
+        # Process jobs are supervised by a host agent inside this process (issue 10).
+        return LocalScheduler(jobs_root, config.scheduler.stop_grace, host=HostAgent(config.scheduler.stop_grace))
     if config.scheduler.kind == "htcondor":
         return make_htcondor_scheduler(config, jobs_root, store)
     raise StartupError(f"scheduler.kind = {config.scheduler.kind!r} is not available in this build")
@@ -223,6 +225,9 @@ class Daemon:
                     self.server.socket, server_side=True, do_handshake_on_connect=False)
             self.url = am.url or daemon_url(am.host, self.port, tls=bool(am.tls_cert))
             self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url, am.tls_ca)
+            host = getattr(scheduler, "host", None)
+            if host is not None:  # its jobs report through this daemon's own dispatcher
+                host.dispatch = lambda method, body: dispatcher.call(f"agentMonitor.{method}", (body,))
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
             self.changes = ChangeFeed()
@@ -243,6 +248,7 @@ class Daemon:
 
     def start(self) -> None:
         self._serving = True
+        self.launchpad.scheduler.recover()
         self.reconciler.start()
         if self.ad_refresher is not None:
             self.ad_refresher.start()
@@ -262,6 +268,7 @@ class Daemon:
             self.server.shutdown()
         self.server.server_close()
         self.reconciler.stop()
+        self.launchpad.scheduler.close()
         if self.ad_refresher is not None:
             self.ad_refresher.stop()
         self.store.close()

@@ -35,6 +35,8 @@ class EffectWorkers:
         self._in_flight: set[int] = set()
         self._lock = threading.Lock()
         self._closed = False
+        #: Items handed over so far (their handlers may still run).
+        self.dispatched = 0
 
     def in_flight(self, item_id: int) -> bool:
         with self._lock:
@@ -55,6 +57,7 @@ class EffectWorkers:
                 pool = self._pools[item.effect] = ThreadPoolExecutor(
                     max_workers=max(1, spec.workers), thread_name_prefix=f"effect-{item.effect}")
             self._in_flight.add(item.id)
+            self.dispatched += 1
         pool.submit(self._run, item, handler)
         return True
 

@@ -210,7 +210,7 @@ class Reconciler:
         else:
             log.warning("%s of run %d failed (attempt %d), retrying in %.1fs: %s",
                         item.effect, item.run_id, item.attempts + 1, delay, exc)
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             tx.retry_later(item.id, f"{type(exc).__name__}: {exc}", self.clock() + delay, count=not waiting)
         self.queue.add_after(item.run_id, delay)
 
@@ -240,7 +240,7 @@ class Reconciler:
     def _apply(self, seen: RunRecord, step: Step) -> bool:
         """Apply ``step`` if the record has not moved meanwhile; True when anything changed."""
         lifecycle = lifecycle_of(seen.kind)
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             record = tx.get_run_by_id(seen.id)
             if record is None or record.epoch != seen.epoch or record.state != seen.state:
                 return True  # it moved under us: look again
@@ -263,9 +263,11 @@ class Reconciler:
         record = self.store.get_run_by_id(item.run_id)
         lifecycle = lifecycle_of(record.kind) if record is not None else None
         if (record is None or lifecycle is None or record.epoch != item.epoch or record.desired != "running"
-                or record.state not in lifecycle.submittable):
+                or record.state in lifecycle.ended):
             self._complete(item)  # that launch is over or cancelled: nothing to submit
             return
+        # Past LAUNCHING with no job recorded: the job ran before a crash kept its record
+        # (its node reported); submitting adopts it, so that a stop can find it.
         for launch in self.store.launches(record.id):
             if launch.epoch < record.epoch and self.world.may_be_alive(launch):
                 # One job per run: the new job starts only once the old one is
@@ -278,7 +280,7 @@ class Reconciler:
             self._fail_launch(record, item, f"Submit refused: {exc}")
             return
         failpoint("submit.after")
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             current = tx.get_run_by_id(item.run_id)
             if current is not None and current.epoch == item.epoch:
                 tx.set_job(current, job_ref, self.clock())
@@ -289,7 +291,7 @@ class Reconciler:
 
     def _fail_launch(self, record: RunRecord, item: OutboxItem, reason: str) -> None:
         lifecycle = lifecycle_of(record.kind)
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             current = tx.get_run_by_id(record.id)
             if current is not None and current.epoch == record.epoch and current.state in lifecycle.submittable:
                 tx.transition(current, lifecycle.failed, reason, "launchpad")
@@ -312,7 +314,7 @@ class Reconciler:
             self.scheduler.forget(launch_id)
 
     def _complete(self, item: OutboxItem) -> None:
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             tx.complete(item.id)
 
     def observation_of(self, record: RunRecord) -> dict[str, object]:

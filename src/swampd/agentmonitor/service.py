@@ -186,8 +186,8 @@ class ViewerService:
             if record.viewer_state in (ViewerState.LAUNCHING, ViewerState.READY, ViewerState.STOPPING):
                 record.stop_requested_at = now
                 tx.transition(record, int(ViewerState.TERMINATING), "Terminating", "api", reason)
-                if record.job_ref or tx.has_pending(record, "submit"):
-                    tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason})
+                # Whether or not a job was recorded: one may run that a crash kept from the record.
+                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason})
                 log.info("%s: stop requested (%s)", record.execrunid, reason)
             else:
                 tx.put_run(record)
@@ -196,7 +196,8 @@ class ViewerService:
 
     # -- reports from the execute node ---------------------------------------
     def report(self, rep: Report) -> bool:
-        with self.store.transaction() as tx:
+        # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
+        with self.store.transaction(durable=False) as tx:
             record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
             if rep.event:
                 if rep.event not in EVENTS:

@@ -135,7 +135,7 @@ class ViewerDatabases:
                 verify_checksum(path, checksum, self.roots, self.max_bytes)
             except ChecksumMismatch as exc:
                 reason = str(exc)
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             current = tx.get_run_by_id(item.run_id)
             if not isinstance(current, ViewerRecord) or current.epoch != item.epoch \
                     or current.viewer_state is not ViewerState.LAUNCHING:
@@ -179,7 +179,7 @@ class ViewerDatabases:
         return record
 
     def _note(self, item: OutboxItem, detail: str) -> None:
-        with self.store.transaction() as tx:
+        with self.store.transaction(durable=False) as tx:
             record = tx.get_run_by_id(item.run_id)
             if record is not None:
                 tx.note(record, "mariadb", detail)

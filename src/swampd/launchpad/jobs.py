@@ -129,3 +129,9 @@ class Scheduler(Protocol):
 
     def leave_time(self) -> float:
         """Seconds this scheduler gives a removed job to leave before it is forced out."""
+
+    def recover(self) -> None:
+        """At start: take over what a previous daemon left running (jobs it supervised itself)."""
+
+    def close(self) -> None:
+        """The daemon stops; jobs keep running and are taken over by the next start."""

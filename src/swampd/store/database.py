@@ -260,6 +260,7 @@ class Store(_Reader):
         self.clock = clock
         #: Called with the ids of the runs a committed transaction changed (the change feed).
         self.on_commit: Any = None
+        self._writer = threading.Lock()
         self._local = threading.local()
         self._init_schema()
 
@@ -270,6 +271,7 @@ class Store(_Reader):
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            self._local.synchronous = "FULL"
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         return conn
@@ -295,17 +297,32 @@ class Store(_Reader):
             log.info("%s: registry migrated from schema version %d to %d", self.path, found, SCHEMA_VERSION)
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """A write transaction; committed on success, rolled back on error."""
+    def transaction(self, durable: bool = True) -> Iterator[Transaction]:
+        """A write transaction; committed on success, rolled back on error.
+
+        ``durable``: the commit is on disk before this returns (SQLite's
+        ``synchronous=FULL``): every change a caller is told about (a claim,
+        a stop, a saved database).  Changes the daemon makes on its own and
+        can make again (a job's reference, a status on the way, a retry's
+        time) commit without waiting for the disk (``NORMAL``: safe against
+        a crash of the process, and made durable by the next durable commit).
+        """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        tx = Transaction(conn, self.change_effects, self.clock)
-        try:
-            yield tx
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        wanted = "FULL" if durable else "NORMAL"
+        if getattr(self._local, "synchronous", "FULL") != wanted:
+            conn.execute(f"PRAGMA synchronous={wanted}")
+            self._local.synchronous = wanted
+        # Writers of this process queue on a mutex: SQLite's own busy handler would make a
+        # waiting writer sleep 1 to 100 ms at a time.  Other processes still meet BEGIN IMMEDIATE.
+        with self._writer:
+            conn.execute("BEGIN IMMEDIATE")
+            tx = Transaction(conn, self.change_effects, self.clock)
+            try:
+                yield tx
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         if tx.changed and self.on_commit is not None:
             self.on_commit(tx.changed)
 

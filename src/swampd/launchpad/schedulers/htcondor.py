@@ -275,6 +275,12 @@ class HTCondorScheduler:
                                   leaving=True, leaving_since=since)
         return left
 
+    def recover(self) -> None:
+        """Nothing to take over: the schedd keeps the jobs and adopt-or-submit finds them."""
+
+    def close(self) -> None:
+        """The schedd keeps the jobs."""
+
     def leave_time(self) -> float:
         """A removed job vacates for up to job_max_vacate_time; it is forced out after remove_grace."""
         return float(self.condor.remove_grace)

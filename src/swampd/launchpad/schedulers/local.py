@@ -2,12 +2,19 @@
 
 A job's liveness is an ``flock`` on ``<job_dir>/job.lock``.  The daemon takes
 the lock before it starts the job and hands the locked descriptor to the job,
-whose processes keep it for as long as any of them lives; the daemon then
-drops its own copy.  So "lock held" means "some process of this job is
-alive", with no pid that could be reused, and the answer survives a daemon
-restart (the job runs in its own session and outlives a ``kill -9`` of the
-daemon).  ``spawned`` records that a job was started, so a job that ran and
-died is never started twice for the same launch.
+whose processes keep it for as long as any of them lives.  So "lock held"
+means "some process of this job is alive", with no pid that could be
+reused, and the answer survives a daemon restart (the job runs in its own
+session and outlives a ``kill -9`` of the daemon).  ``spawned`` records that
+a job was started, so a job that ran and died is never started twice for
+the same launch.
+
+Process jobs (a local viewer command) are supervised by the daemon's own
+host agent (``vruntask.host``): their command is the job's only process,
+and the agent keeps a copy of the lock until the job's outputs are
+collected.  Other jobs (VMs) run ``vruntask run`` as their own supervisor.
+After a restart, ``recover`` re-attaches the agent to process jobs that
+kept running and collects those that ended meanwhile.
 """
 from __future__ import annotations
 
@@ -25,7 +32,19 @@ from pathlib import Path
 
 from swampd.failpoints import failpoint
 from swampd.joblog import last_error_line
-from swampd.jobdir import EXIT_FILE, LOCK_FD_ENV, LOCK_FILE, LOG_FILE, REMOVED_FILE, SPAWNED_FILE, read_exit_status
+from swampd.bog import BogError, read_bog
+from swampd.jobdir import (
+    EXIT_FILE,
+    LOCK_FD_ENV,
+    LOCK_FILE,
+    LOG_FILE,
+    REMOVED_FILE,
+    SPAWNED_FILE,
+    TOKEN_FILE,
+    read_exit_status,
+)
+from swampd.vruntask.host import HostAgent, StartFailed
+from swampd.vruntask.job import JobError
 from swampd.launchpad.jobs import (
     JobDescription,
     JobObservation,
@@ -37,17 +56,19 @@ from swampd.launchpad.jobs import (
 log = logging.getLogger(__name__)
 
 
-
 class LocalScheduler:
     """Runs each job as a process group on this host (the embedded default)."""
 
     kind = "local"
     platforms = frozenset({"process", "vm"})
 
-    def __init__(self, jobs_root: Path, stop_grace: float = 10.0) -> None:
+    def __init__(self, jobs_root: Path, stop_grace: float = 10.0, host: HostAgent | None = None) -> None:
+        """``host``: the agent that supervises process jobs in this process (None: every job runs
+        ``vruntask run`` as its own supervisor)."""
         self.jobs_root = Path(jobs_root)
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.stop_grace = stop_grace
+        self.host = host
         # Serialises lock probes with submits inside this daemon: a probe
         # holds the job lock for an instant, which a concurrent submit would
         # otherwise mistake for a running job.
@@ -61,12 +82,14 @@ class LocalScheduler:
     def submit(self, spec: JobDescription) -> str:
         job_dir = spec.job_dir
         job_dir.mkdir(parents=True, exist_ok=True)
-        with self._probe:
-            if (job_dir / SPAWNED_FILE).exists() or (job_dir / EXIT_FILE).exists():
-                log.info("adopting job %s (already started)", spec.launch_id)
-                return spec.launch_id
-            fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
+        if (job_dir / SPAWNED_FILE).exists() or (job_dir / EXIT_FILE).exists():
+            log.info("adopting job %s (already started)", spec.launch_id)
+            return spec.launch_id
+        fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # Only the taking of the lock is serialised with probes (a probe holds a free
+            # lock for an instant); once taken, a probe sees the job as running, as it is.
+            with self._probe:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as exc:
@@ -74,33 +97,80 @@ class LocalScheduler:
                         log.info("adopting job %s (its processes hold the lock)", spec.launch_id)
                         return spec.launch_id
                     raise
-                failpoint("local.before_spawn")
-                env = dict(os.environ)
-                env[LOCK_FD_ENV] = str(fd)
-                env.pop("SWAMPD_FAILPOINTS", None)
-                with open(job_dir / LOG_FILE, "ab") as logfile:
-                    try:
-                        proc = subprocess.Popen(
-                            list(spec.argv),
-                            cwd=job_dir,
-                            stdin=subprocess.DEVNULL,
-                            stdout=logfile,
-                            stderr=subprocess.STDOUT,
-                            pass_fds=(fd,),
-                            start_new_session=True,
-                            env=env,
-                        )
-                    except OSError as exc:
-                        raise SchedulerError(f"cannot start {spec.argv[0]}: {exc.strerror}") from None
-                failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
-                with self._children_lock:
-                    self._children[spec.launch_id] = proc
-                _write_json(job_dir / SPAWNED_FILE, {"pid": proc.pid, "pgid": proc.pid, "at": time.time()})
-                failpoint("local.after_spawn")
-            finally:
+            failpoint("local.before_spawn")
+            if spec.platform == "process" and self.host is not None:
+                pid = self._start_hosted(spec, fd)
+                fd = -1  # the host agent holds it now
+            else:
+                pid = self._start_vruntask(spec, fd)
+            failpoint("local.after_spawn")
+        finally:
+            if fd >= 0:
                 os.close(fd)
-        log.info("started job %s as pid %d", spec.launch_id, proc.pid)
+        log.info("started job %s as pid %d", spec.launch_id, pid)
         return spec.launch_id
+
+    def _start_hosted(self, spec: JobDescription, fd: int) -> int:
+        """The host agent starts the command; the spawn record follows at once."""
+        try:
+            pid = self.host.start(spec.job_dir, spec.bog_file, spec.token_file, fd)  # type: ignore[union-attr]
+        except StartFailed:
+            pid = 0  # it was ended with its reason; never start it again
+        except JobError as exc:  # the descriptor is still ours: the caller closes it
+            raise SchedulerError(f"the job's files are unusable: {exc}") from None
+        failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
+        _write_json(spec.job_dir / SPAWNED_FILE, {"pid": pid, "pgid": pid, "host": True, "at": time.time()})
+        return pid
+
+    def _start_vruntask(self, spec: JobDescription, fd: int) -> int:
+        """``vruntask run`` supervises the job itself (a VM), inheriting the lock."""
+        env = dict(os.environ)
+        env[LOCK_FD_ENV] = str(fd)
+        env.pop("SWAMPD_FAILPOINTS", None)
+        with open(spec.job_dir / LOG_FILE, "ab") as logfile:
+            try:
+                proc = subprocess.Popen(list(spec.argv), cwd=spec.job_dir, stdin=subprocess.DEVNULL, stdout=logfile,
+                                        stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True, env=env)
+            except OSError as exc:
+                raise SchedulerError(f"cannot start {spec.argv[0]}: {exc.strerror}") from None
+        failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
+        with self._children_lock:
+            self._children[spec.launch_id] = proc
+        _write_json(spec.job_dir / SPAWNED_FILE, {"pid": proc.pid, "pgid": proc.pid, "at": time.time()})
+        return proc.pid
+
+    # -- after a restart -------------------------------------------------------
+    def recover(self) -> None:
+        """Hand the host agent the process jobs a previous daemon left: those still running to
+        watch, those that ended meanwhile to collect."""
+        if self.host is None:
+            return
+        for job_dir in sorted(self.jobs_root.iterdir()):
+            if not job_dir.is_dir() or (job_dir / EXIT_FILE).exists():
+                continue
+            bog = _hosted_bog(job_dir)
+            if bog is None:
+                continue
+            alive = self._alive(job_dir)
+            if not alive and not (job_dir / SPAWNED_FILE).exists():
+                continue
+            fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if alive:
+                    groups = _job_groups(job_dir)
+                    if groups:
+                        self.host.adopt(job_dir, bog, TOKEN_FILE, min(groups), fd)
+                        continue
+                    os.close(fd)
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # alive while its outputs are collected
+                    self.host.recover(job_dir, bog, TOKEN_FILE, fd)
+            except (OSError, JobError, BogError) as exc:
+                log.error("cannot take over job %s: %s", job_dir.name, exc)
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     # -- observe -------------------------------------------------------------
     def observe(self) -> dict[str, JobObservation]:
@@ -171,6 +241,8 @@ class LocalScheduler:
         if not job_dir.exists():
             return None
         (job_dir / REMOVED_FILE).write_text(reason + "\n", encoding="utf-8")
+        if self.host is not None and self.host.stop(launch_id, self.stop_grace, force):
+            return self._observe_one(job_dir)
         if self._alive(job_dir):
             groups = _job_groups(job_dir)
             if not groups:
@@ -184,6 +256,10 @@ class LocalScheduler:
                 if not self._wait_gone(job_dir, 5.0):
                     raise SchedulerError(f"job {launch_id} is still running after KILL")
         return self._observe_one(job_dir)
+
+    def close(self) -> None:
+        if self.host is not None:
+            self.host.close()
 
     def leave_time(self) -> float:
         """TERM, ``stop_grace`` seconds, then KILL and a few seconds for the kernel."""
@@ -218,11 +294,24 @@ def _write_json(path: Path, value: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def _hosted_bog(job_dir: Path) -> str | None:
+    """The BOG file name of a process job (the host agent's), or None for any other job."""
+    bogs = list(job_dir.glob("*.bog"))
+    if len(bogs) != 1:
+        return None
+    try:
+        platform = read_bog(bogs[0]).get("swampd_platform")
+    except BogError:
+        return None
+    return bogs[0].name if platform == "process" else None
+
+
 def _read_pgid(job_dir: Path) -> int | None:
     try:
-        return int(json.loads((job_dir / SPAWNED_FILE).read_text(encoding="utf-8"))["pgid"])
+        pgid = int(json.loads((job_dir / SPAWNED_FILE).read_text(encoding="utf-8"))["pgid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return pgid if pgid > 1 else None  # 0: a job that never started
 
 
 def _job_groups(job_dir: Path) -> set[int]:

@@ -1,0 +1,316 @@
+"""The host agent: one supervisor for every local process job of this host, inside the daemon.
+
+``vruntask run`` supervises one job from its own Python process (about 14 MB,
+polling its command and its events file); five hundred idle viewers cost
+seven gigabytes that way.  On the embedded default the local scheduler
+hands process jobs to this agent instead.  It does exactly what the runner
+does for the process platform, with the same payload code (staging the
+sandbox, the command line, what "up" means, collecting the outputs), but:
+
+* the command is started by the agent itself, holding the job's liveness
+  lock: the command inherits it (so the job outlives a ``kill -9`` of the
+  daemon), and the agent keeps a copy until the job's outputs are collected
+  (so a job is not seen as ended before its saved database is handed over);
+* its end is learnt from a pidfd (``watchers.ExitWatcher``), its readiness by
+  probing right after the start and ever less often (``watchers.Prober``):
+  no thread per job, nothing that wakes for an idle viewer;
+* reports go to the AgentMonitor through the daemon's own dispatcher, with
+  the launch's epoch and token, exactly as a remote node's would (fencing
+  included), but without a connection.
+
+After a daemon restart the agent re-attaches to commands that kept running
+(``adopt``) and collects the outputs of those that ended meanwhile
+(``recover``); their exit status is unknown then, since they are no longer
+our children.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from swampd.jobdir import write_exit_status
+from swampd.vruntask.delivery import Fenced, deliver, give_up_after
+from swampd.vruntask.job import Job, ReportTarget, load_job
+from swampd.vruntask.payloads import payload_for
+from swampd.vruntask.payloads.base import Milestone, Payload
+from swampd.vruntask.platforms import staging_for
+from swampd.vruntask.platforms.base import Staging
+from swampd.vruntask.runner import DRAIN_SECONDS, Exit, collect, stage
+from swampd.vruntask.sandbox import PrepareError
+from swampd.vruntask.watchers import ExitWatcher, Prober
+
+log = logging.getLogger(__name__)
+
+#: ``dispatch(method, struct)``: an ``agentMonitor.<method>`` call inside the daemon.
+Dispatch = Callable[[str, dict[str, Any]], object]
+#: Written once a hosted job's outputs were collected (after a restart: never collect twice).
+COLLECTED_FILE = "collected"
+
+
+class InProcessReporter:
+    """A ``Reporter`` whose calls go through the daemon's dispatcher instead of a connection."""
+
+    def __init__(self, target: ReportTarget, status_method: str, dispatch: Dispatch) -> None:
+        self.execrunid = target.execrunid
+        self.epoch = target.epoch
+        self.status_method = status_method
+        self._token = target.token
+        self._dispatch = dispatch
+
+    def send(self, give_up: Callable[[], bool] = lambda: False, **fields: Any) -> bool:
+        return self.call(self.status_method, fields, f"report {fields.get('event') or fields.get('state')}", give_up)
+
+    def call(self, method: str, fields: dict[str, Any], what: str,
+             give_up: Callable[[], bool] = lambda: False) -> bool:
+        body = {"execrunid": self.execrunid, "epoch": self.epoch, "token": self._token}
+        body.update({k: v for k, v in fields.items() if v not in (None, "")})
+        return deliver(lambda: self._dispatch(method, body), what, give_up)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class HostedJob:
+    job: Job
+    payload: Payload
+    staging: Staging
+    reporter: InProcessReporter
+    lock_fd: int
+    pid: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    #: Reports are made one at a time, so the end never overtakes "up".
+    report_lock: threading.Lock = field(default_factory=threading.Lock)
+    up: bool = False
+    stopping: bool = False
+    fenced: bool = False
+    exited: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def launch_id(self) -> str:
+        return self.job.launch_id
+
+
+class StartFailed(Exception):
+    """The job could not be started; it has been ended with the reason."""
+
+
+class HostAgent:
+    def __init__(self, stop_grace: float = 10.0) -> None:
+        #: Set by the daemon's wiring before any job starts.
+        self.dispatch: Dispatch | None = None
+        self.stop_grace = stop_grace
+        self._jobs: dict[str, HostedJob] = {}
+        self._lock = threading.Lock()
+        self._exits = ExitWatcher()
+        self._probes = Prober()
+        # Collecting saves a database and hands it over: a few at a time, off the watcher's thread.
+        self._finishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-collect")
+
+    def hosts(self, launch_id: str) -> bool:
+        with self._lock:
+            return launch_id in self._jobs
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    def close(self) -> None:
+        """The daemon stops: jobs keep running (they hold their locks) and are adopted on the next start."""
+        self._probes.close()
+        self._exits.close()
+        self._finishers.shutdown(wait=False, cancel_futures=True)
+
+    # -- start -----------------------------------------------------------------
+    def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> int:
+        """Stage the job and start its command holding ``lock_fd`` (the agent keeps that descriptor);
+        returns the command's pid.  StartFailed when it could not start (the run was told why)."""
+        hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
+        try:
+            stage(hosted.staging, hosted.payload)
+            port = free_port()
+            argv = hosted.payload.local_command(hosted.staging.sandbox, port)
+        except PrepareError as exc:
+            self._fail_to_start(hosted, str(exc))
+            raise StartFailed(str(exc)) from None
+        sandbox = hosted.staging.sandbox
+        sandbox.record_event("RUNSHSTART", "Starting viewer run script")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
+        try:
+            with open(sandbox.out_dir / "viewer.log", "ab") as out:
+                hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=subprocess.DEVNULL, stdout=out,
+                                               stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,),
+                                               start_new_session=True)
+        except OSError as exc:
+            reason = f"cannot start the viewer command: {exc.strerror or exc}"
+            self._fail_to_start(hosted, reason)
+            raise StartFailed(reason) from None
+        hosted.pid = hosted.proc.pid
+        log.info("%s: command started as pid %d on port %d", job_dir.name, hosted.pid, port)
+        address = f"127.0.0.1:{port}"
+        sandbox.write_address(address)
+        sandbox.record_event("WROTEIPADDR", "Wrote viewer ip address")
+        # The command already runs; what it did so far is reported before anything can say "up"
+        # (a pidfd of a command that ended meanwhile still reports its end).
+        self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"))
+        self._report(hosted, {"event": "RUNSHSTART"})
+        self._report(hosted, {"event": "WROTEIPADDR", "vmip": address})
+        self._track(hosted, child=True, port=port)
+        return hosted.pid
+
+    def _host(self, job: Job, lock_fd: int) -> HostedJob:
+        payload = payload_for(job)
+        reporter = InProcessReporter(job.target, payload.status_method, self._dispatch)
+        return HostedJob(job, payload, staging_for(job), reporter, lock_fd)
+
+    def _dispatch(self, method: str, body: dict[str, Any]) -> object:
+        if self.dispatch is None:
+            raise ConnectionError("the host agent is not wired to a dispatcher yet")
+        return self.dispatch(method, body)
+
+    def _track(self, hosted: HostedJob, child: bool, port: int = 0) -> None:
+        with self._lock:
+            self._jobs[hosted.launch_id] = hosted
+        if not self._exits.watch(hosted.pid, lambda code: self._exited(hosted, code), child):
+            self._exited(hosted, None)
+            return
+        if port and not hosted.up:
+            deadline = time.monotonic() + hosted.job.ready_timeout
+            self._probes.add(hosted.launch_id, lambda: hosted.payload.answers(port),
+                             lambda: self._came_up(hosted), deadline)
+
+    def _fail_to_start(self, hosted: HostedJob, reason: str) -> None:
+        log.error("%s: %s", hosted.launch_id, reason)
+        self._report(hosted, hosted.payload.failure(reason))
+        write_exit_status(hosted.job.job_dir, Exit.FAILED)
+        os.close(hosted.lock_fd)
+
+    # -- up and down -------------------------------------------------------------
+    def _came_up(self, hosted: HostedJob) -> None:
+        with hosted.report_lock:
+            if hosted.exited.is_set() or hosted.stopping:
+                return
+            hosted.up = True
+        hosted.staging.sandbox.record_event(hosted.payload.up_event, "Viewer is up")
+        self._report(hosted, {"event": hosted.payload.up_event})
+
+    def _exited(self, hosted: HostedJob, code: int | None) -> None:
+        """The command ended (the watcher's thread): the rest happens on a finisher."""
+        if hosted.proc is not None and code is not None:
+            hosted.proc.returncode = code  # reaped by the watcher: Popen must not wait for it again
+        hosted.exited.set()
+        self._probes.cancel(hosted.launch_id)
+        self._finishers.submit(self._finish, hosted, code)
+
+    def _finish(self, hosted: HostedJob, code: int | None) -> None:
+        """End the run as the runner does: its failure or its end, the outputs, the exit status."""
+        try:
+            _kill_group(hosted.pid, signal.SIGKILL)  # whatever the command left behind goes with it
+            payload, sandbox = hosted.payload, hosted.staging.sandbox
+            if not hosted.up and not hosted.stopping:
+                shown = "an unknown status" if code is None else f"status {code}"
+                self._report(hosted, payload.failure(f"viewer process exited with {shown} before it answered HTTP"))
+                status = Exit.FAILED
+            else:
+                status = Exit.OK if hosted.stopping or code in (0, None) else Exit.FAILED
+                if code not in (None, 0) and not hosted.stopping:
+                    log.warning("%s: the command exited with status %s", hosted.launch_id, code)
+            sandbox.record_event(payload.down_event, "Viewer is shutdown")
+            self._report(hosted, {"event": payload.down_event})
+            result = collect(hosted.staging, payload, hosted.reporter, give_up_after(DRAIN_SECONDS))
+            if result.problem:
+                log.warning("%s: collect: %s", hosted.launch_id, result.problem)
+            (sandbox.root / COLLECTED_FILE).touch()
+            if hosted.fenced:
+                status = Exit.FENCED
+            if code is not None or hosted.stopping:
+                write_exit_status(hosted.job.job_dir, status)
+        except Exception:
+            log.exception("%s: finishing the job failed", hosted.launch_id)
+        finally:
+            with self._lock:
+                self._jobs.pop(hosted.launch_id, None)
+            os.close(hosted.lock_fd)  # now the job is over for whoever looks at its lock
+            hosted.ended.set()
+
+    def _report(self, hosted: HostedJob, fields: dict[str, Any]) -> None:
+        """One report, delivered in order; a refused one means the launch is superseded: stop it."""
+        if hosted.fenced:
+            return
+        try:
+            with hosted.report_lock:
+                hosted.reporter.send(give_up_after(DRAIN_SECONDS), **fields)
+        except Fenced as exc:
+            log.error("%s: the AgentMonitor refused our report (%s); stopping this launch", hosted.launch_id, exc)
+            hosted.fenced = True
+            if hosted.pid and not hosted.exited.is_set():
+                threading.Thread(target=self.stop, args=(hosted.launch_id, self.stop_grace), daemon=True).start()
+
+    # -- stop ----------------------------------------------------------------------
+    def stop(self, launch_id: str, grace: float, force: bool = False) -> bool:
+        """TERM the job's command (KILL after ``grace``, at once with ``force``) and wait until its
+        outputs are collected; False when this agent does not run that job."""
+        with self._lock:
+            hosted = self._jobs.get(launch_id)
+        if hosted is None:
+            return False
+        if not hosted.exited.is_set():
+            if not hosted.stopping:
+                hosted.stopping = True
+                self._report(hosted, hosted.payload.report(Milestone.STOPPING))
+            _kill_group(hosted.pid, signal.SIGKILL if force else signal.SIGTERM)
+            if not hosted.exited.wait(0 if force else grace):
+                log.warning("%s: still running %.0fs after TERM; killing it", launch_id, grace)
+                _kill_group(hosted.pid, signal.SIGKILL)
+        hosted.ended.wait(DRAIN_SECONDS + 10.0)
+        return True
+
+    # -- after a restart -------------------------------------------------------------
+    def adopt(self, job_dir: Path, bog_file: str, token_file: str, pid: int, lock_fd: int) -> None:
+        """Watch a command a previous daemon started (it still holds its lock)."""
+        hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
+        hosted.pid = pid
+        events = hosted.staging.sandbox.events_file.read_text(encoding="utf-8", errors="replace").split()
+        hosted.up = hosted.payload.up_event in events
+        port = 0
+        if not hosted.up:
+            addresses = hosted.staging.sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split()
+            port = int(addresses[-1].rsplit(":", 1)[1]) if addresses else 0
+        log.info("%s: adopting the command of a previous daemon (pid %d)", job_dir.name, pid)
+        self._track(hosted, child=False, port=port)
+
+    def recover(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> None:
+        """A hosted job whose command ended while no daemon ran: collect what it left, once."""
+        if (job_dir / COLLECTED_FILE).exists():
+            os.close(lock_fd)
+            return
+        hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
+        hosted.up = True  # whatever it was, it ended while nobody watched: no failure to report
+        hosted.exited.set()
+        log.info("%s: collecting the outputs of a command that ended while swampd was down", job_dir.name)
+        with self._lock:
+            self._jobs[hosted.launch_id] = hosted
+        self._finishers.submit(self._finish, hosted, None)
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group a hosted command leads (its own session: pgid == pid)."""
+    if pid <= 1:  # never started, or unknown: never our own group (killpg(0) would be that)
+        return
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,99 @@
+"""Local process jobs under the daemon's host agent (issue 10): no supervisor process per job,
+readiness and ends pushed, and jobs that outlive the daemon taken over by the next one."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Callable
+
+from support.daemon import Daemon, cmdline, wait_for
+from swampd.store import Store
+
+#: A viewer that serves HTTP and, when told to stop (TERM), saves its "database" into out/.
+SAVING_VIEWER = textwrap.dedent('''
+    import http.server, io, os, signal, sys, tarfile, threading
+    port, sandbox = int(sys.argv[1]), sys.argv[2]
+    def save(*_):
+        data = b"the viewer's database"
+        with tarfile.open(os.path.join(sandbox, "out", "codedx_viewerdb.tar.gz"), "w:gz") as tar:
+            info = tarfile.TarInfo("viewerdb/dump.sql")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        os._exit(0)
+    signal.signal(signal.SIGTERM, save)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler)
+    server.serve_forever()
+''')
+
+
+def saving_daemon(make_daemon: Callable[..., Daemon], tmp_path: Path) -> Daemon:
+    script = tmp_path / "saving_viewer.py"
+    script.write_text(SAVING_VIEWER)
+    return make_daemon(viewers={"CodeDX": {"command": ["{python}", str(script), "{port}", "{sandbox}"]}})
+
+
+def snapshots(daemon: Daemon, project: str) -> list[dict[str, Any]]:
+    store = Store(daemon.state_dir / "registry.sqlite3")
+    record = store.get_viewer(project, "CodeDX")
+    return store.snapshots(record.id) if record is not None else []
+
+
+def test_a_local_viewer_runs_without_a_supervisor_process_of_its_own(daemon: Daemon) -> None:
+    daemon.api.launchViewer({"projectid": "lean", "viewer": "CodeDX"})
+    ready = daemon.api.waitViewer("lean", "CodeDX", "READY", 60)
+    assert ready["state_name"] == "READY"
+    tree = daemon._job_tree()
+    assert len(tree) == 1 and "vruntask" not in cmdline(tree[0]) and "http.server" in cmdline(tree[0])
+    history = [h["status"] for h in daemon.api.viewerHistory("lean", "CodeDX")]
+    assert history.index("Wrote viewer ip address") < history.index("Viewer is up")
+    daemon.api.stopViewer("lean", "CodeDX")
+    assert daemon.api.waitViewer("lean", "CodeDX", "TERMINATED", 60)["state_name"] == "TERMINATED"
+    wait_for(lambda: not daemon._job_tree(), 20, what="the command to be gone")
+
+
+def test_a_stop_saves_the_viewer_database_before_the_job_counts_as_ended(
+        make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon = saving_daemon(make_daemon, tmp_path)
+    daemon.api.launchViewer({"projectid": "saver", "viewer": "CodeDX", "viewer_uuid": "vi-saver"})
+    assert daemon.api.waitViewer("saver", "CodeDX", "READY", 60)["state_name"] == "READY"
+    daemon.api.stopViewer("saver", "CodeDX")
+    assert daemon.api.waitViewer("saver", "CodeDX", "TERMINATED", 60)["state_name"] == "TERMINATED"
+    [snap] = wait_for(lambda: snapshots(daemon, "saver"), 20, what="the saved database")
+    assert snap["path"].endswith(".tar.gz") and len(snap["checksum"]) == 128
+    relaunch = daemon.api.launchViewer({"projectid": "saver", "viewer": "CodeDX", "viewer_uuid": "vi-saver"})
+    assert relaunch["epoch"] == 2
+    assert daemon.api.waitViewer("saver", "CodeDX", "READY", 60)["state_name"] == "READY"
+    [job_dir] = [d for d in daemon.jobs_dir().iterdir() if (d / "in").exists() and not (d / "exit_status").exists()]
+    assert any((job_dir / "in").rglob("dump.sql"))  # the relaunch restored what the stop saved
+
+
+def test_a_viewer_that_ends_while_the_daemon_is_down_is_collected_by_the_next_one(
+        make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon = saving_daemon(make_daemon, tmp_path)
+    daemon.api.launchViewer({"projectid": "orphan", "viewer": "CodeDX", "viewer_uuid": "vi-orphan"})
+    assert daemon.api.waitViewer("orphan", "CodeDX", "READY", 60)["state_name"] == "READY"
+    [pid] = daemon._job_tree()
+    daemon.kill9()
+    os.kill(pid, signal.SIGTERM)  # the viewer saves its database and ends while nobody watches
+    wait_for(lambda: not daemon._job_tree(), 20, what="the viewer to end")
+    daemon.start()
+    ended = daemon.api.waitViewer("orphan", "CodeDX", "SHUTDOWN", 60)
+    assert ended["state_name"] == "SHUTDOWN", ended
+    [snap] = wait_for(lambda: snapshots(daemon, "orphan"), 20, what="the database the orphan saved")
+    assert snap["epoch"] == 1
+
+
+def test_a_running_viewer_is_taken_over_and_its_end_is_seen_at_once(daemon: Daemon) -> None:
+    daemon.api.launchViewer({"projectid": "adopted", "viewer": "CodeDX"})
+    before = daemon.api.waitViewer("adopted", "CodeDX", "READY", 60)
+    [pid] = daemon._job_tree()
+    daemon.kill9()
+    daemon.start()
+    assert daemon.api.getViewer("adopted", "CodeDX")["url"] == before["url"]
+    os.kill(pid, signal.SIGKILL)  # dies by itself: the new daemon watches it through a pidfd
+    after = daemon.api.waitViewer("adopted", "CodeDX", "SHUTDOWN", 60)
+    assert after["state_name"] in ("SHUTDOWN", "ERROR"), after
+    assert sys.platform.startswith("linux")
