@@ -72,7 +72,8 @@ epoch as already done.  Members (``RunResults.to_struct``):
                             "Finished with Warnings" or "Finished with Errors"
                             (a failed DB save, and the retry decision, are the
                             daemon's to add)
-    problem         string  what went wrong while collecting ('' when nothing)
+    problem         string  what went wrong while collecting; left out when
+                            nothing did (a node leaves out empty top-level strings)
 
 Every string is XML-safe: characters XML 1.0 forbids are replaced by U+FFFD.
 """
@@ -228,7 +229,7 @@ class RunResults:
         return cls(results_dir=_get(body, "results_dir", str), files=files, result=result, status_out=status,
                    have_results=_get(body, "have_results", bool), scarf_bugs=_get(body, "scarf_bugs", int),
                    lines_of_code=_get(body, "lines_of_code", int), outcome=outcome,
-                   problem=_get(body, "problem", str))
+                   problem=_get({"problem": "", **body}, "problem", str))
 
 
 def outcome(status: StatusSummary, have_results: bool) -> str:
