@@ -40,7 +40,7 @@ def sha512(path: Path) -> str:
     return hashlib.sha512(path.read_bytes()).hexdigest()
 
 
-def assessment_bog(url: str, package: Path, results: Path, **changes: str) -> dict[str, str]:
+def assessment_bog(url: str, package: Path, results: Path, **changes: str | None) -> dict[str, str]:
     values = {
         # SWAMP's keys (reference/swamp-assessment.md §1.2)
         "execrunid": EXECRUNID, "launch_counter": "1", "projectid": "9a7e0000-proj", "userid": "51b30000-user",
@@ -53,7 +53,7 @@ def assessment_bog(url: str, package: Path, results: Path, **changes: str) -> di
         "swampd_agentmonitor_url": url, "swampd_epoch": "1", "swampd_launch_id": "l" * 32,
         "swampd_platform": "process", "swampd_ready_timeout": "30", "swampd_tool": "cppcheck",
         "swampd_tool_command": json.dumps(CPPCHECK), "swampd_run_timeout": "120",
-        "swampd_package_sha512": sha512(package),
+        "swampd_package_sha512": sha512(package) if package.exists() else None,
     }
     values.update(changes)
     return {k: v for k, v in values.items() if v is not None}
