@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +20,7 @@ from typing import Iterator
 import pytest
 
 from support.assess import EXECRUNID, assessment_bog, events_and_states, package_archive, start_vruntask
-from support.daemon import free_port
+from support.daemon import SRC, free_port
 from support.report_sink import ReportSink
 from swampd.results.scarf import ScarfReader
 from swampd.runreports import RunResults
@@ -135,3 +138,33 @@ def test_a_tampered_package_stops_the_launch_before_anything_runs(sink: ReportSi
     assert said[0] == ("failed", "the package archive hello-c-2.1.tar.gz does not match its SHA-512 checksum")
     assert "RUNSHSTART" not in said
     assert not (job_dir / "in" / "hello-c-2.1.tar.gz").exists()
+
+
+def test_a_bad_bog_ends_the_launch_with_the_reason(sink: ReportSink, tmp_path: Path) -> None:
+    code, output, job_dir = run(tmp_path, sink, resultsfolder="relative/results")
+    assert code == 2, output
+    assert events_and_states(sink.of("runStatus")) == [("failed", "BOG resultsfolder must be an absolute path")]
+    assert not (job_dir / "in").exists()
+
+
+def test_prepare_and_finish_steps_around_a_machine_a_scheduler_runs(sink: ReportSink, tmp_path: Path) -> None:
+    """HTCondor's docker universe: vruntask prepare before the container, finish after it (run twice)."""
+    package = package_archive(tmp_path / "store")
+    job_dir = tmp_path / "job"
+    values = assessment_bog(sink.url, package, tmp_path / "results", swampd_platform="docker")
+    assert start_vruntask(job_dir, values, "prepare").wait(60) == 0
+    assert events_and_states(sink.of("runStatus")) == [("starting", "Starting docker container")]
+    assert (job_dir / "in" / "run-params.conf").exists() and (job_dir / "out" / "job_events.log").exists()
+    # The container's run.sh: the real tool on in/ and out/, as the process platform runs it.
+    cppcheck = subprocess.run([sys.executable, "-m", "swampd.tools.cppcheck", "--in-dir", str(job_dir / "in"),
+                               "--out-dir", str(job_dir / "out")], env=dict(os.environ, PYTHONPATH=str(SRC)),
+                              capture_output=True, text=True, timeout=120)
+    assert cppcheck.returncode == 0, cppcheck.stderr
+    finish = start_vruntask(job_dir, values, "finish")
+    assert finish.wait(60) == 0
+    summary = finish.stdout.read() if finish.stdout else ""
+    assert f"results {tmp_path / 'results' / EXECRUNID / 'e1'}: Finished, weaknesses " in summary
+    again = start_vruntask(job_dir, values, "finish")  # HTCondor may run a post-command twice
+    assert again.wait(60) == 0
+    assert len(sink.of("runResults")) == 1
+    assert RunResults.from_struct(sink.of("runResults")[0]).status_out.weaknesses >= 3
