@@ -31,8 +31,8 @@ from pathlib import Path
 from swampd.tools.framework import STATUS_OUT, StatusOut, append_output_files
 
 BUILD_ASSESS_OUT = "build_assess.out"
-#: Seconds the tool's process group gets between TERM and KILL.
-TERM_GRACE = 5.0
+#: Seconds the tool's process group gets between TERM and KILL (well inside the platform's own grace for us).
+TERM_GRACE = 3.0
 _PR_SET_PDEATHSIG = 1
 
 
