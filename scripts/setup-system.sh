@@ -41,6 +41,9 @@ tests/db/build_udf.sh
 # scripts/test.sh runs the viewer and guest tests on once.
 apt_install chromium fonts-dejavu-core python3-venv
 
+# --- assessments (issue 11): the real tool the suite and the embedded default run (swampd.tools.cppcheck).
+apt_install cppcheck
+
 # --- interoperability (issue 9): SWAMP's own Perl XML-RPC client talks to a real daemon.
 apt_install librpc-xml-perl
 exit 0

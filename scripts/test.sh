@@ -2,7 +2,7 @@
 # Install everything the suite needs (system parts included) and run it.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k launch -x
 #
-# With no arguments (CI, `make test`), the viewer, Native and guest tests then
+# With no arguments (CI, `make test`), the viewer, assessment, Native and guest tests then
 # run a second time on the Python Debian 12 ships (/usr/bin/python3, 3.11.2),
 # in its own venv (.venv-deb), so nothing newer than requires-python slips in.
 # SWAMPD_SKIP_DEB_PYTHON=1 skips that run.
@@ -21,8 +21,9 @@ DEB_PYTHON=/usr/bin/python3
 DEB_TESTS=(tests/test_vm_guest.py tests/test_vm_prepare_finish.py tests/test_launchviewer_cli.py
            tests/test_native_report.py tests/test_native_viewer.py tests/test_archives.py
            tests/test_results_page.py tests/test_joblog.py tests/test_display_names.py tests/test_statusout.py
-           tests/test_oneline.py)
-echo "== viewer, Native and guest tests on Debian's $("$DEB_PYTHON" --version 2>&1) ($DEB_PYTHON) =="
+           tests/test_oneline.py tests/test_assessment_run.py tests/test_assessment_collect.py
+           tests/test_cppcheck_tool.py tests/test_assessment_guest.py)
+echo "== viewer, assessment, Native and guest tests on Debian's $("$DEB_PYTHON" --version 2>&1) ($DEB_PYTHON) =="
 if [ ! -x .venv-deb/bin/python ]; then
     "$DEB_PYTHON" -m venv .venv-deb
 fi

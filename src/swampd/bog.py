@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+#: SWAMP's keys are plain names; one of the assessment keys has a hyphen (``tool-version``).
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 class BogError(ValueError):

@@ -77,6 +77,27 @@ while true; do sleep 3600; done
 """
 
 
+ASSESS_INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev; mount -t tmpfs tmpfs /tmp
+for m in MODULE_NAMES; do insmod /modules/$m.ko 2>/dev/null; done
+stty -F /dev/ttyS1 -onlcr 2>/dev/null; stty -F /dev/ttyS2 -onlcr 2>/dev/null
+i=0; while [ ! -b /dev/vdc ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+mkdir -p /mnt/in /mnt/out
+mount -t ext4 /dev/vdb /mnt/in || echo INPUTDISKFAIL > /dev/ttyS1
+mount -t ext4 /dev/vdc /mnt/out || echo OUTPUTDISKFAIL > /dev/ttyS1
+chmod 01777 /mnt/out
+if [ -f /mnt/in/run.sh ]; then
+  (cd /mnt/in && sh /mnt/in/run.sh > /mnt/out/runsh.out 2>&1)
+else
+  echo NORUNSH > /dev/ttyS1
+fi
+cd /; sync; umount /mnt/out; umount /mnt/in
+poweroff -f
+"""
+
+
 @dataclass(frozen=True)
 class Guest:
     kernel: Path      #: uncompressed ELF vmlinux (PVH boot: ~4 s faster than the bzImage)
@@ -104,10 +125,15 @@ def default_cache() -> Path:
     return Path(os.environ.get("SWAMPD_GUEST_CACHE") or Path.home() / ".cache" / "swampd-test-guest")
 
 
-def build_guest(cache: Path | None = None) -> Guest:
+def build_assessment_guest(cache: Path | None = None) -> Guest:
+    """The guest whose init runs an assessment's ``/mnt/in/run.sh`` and powers off."""
+    return build_guest(cache, ASSESS_INIT)
+
+
+def build_guest(cache: Path | None = None, init: str = INIT) -> Guest:
     cache = Path(cache or default_cache())
     package = kernel_package()
-    key = hashlib.sha256((package + INIT + repr(MODULES)).encode()).hexdigest()[:12]
+    key = hashlib.sha256((package + init + repr(MODULES)).encode()).hexdigest()[:12]
     root = cache / key
     guest = Guest(root / "vmlinux", root / "initrd.cpio.gz", root / "condor-tinyguest-master-20260101.qcow2")
     if guest.kernel.exists() and guest.initrd.exists() and guest.platform_image.exists():
@@ -124,7 +150,7 @@ def build_guest(cache: Path | None = None) -> Guest:
         deb.unlink()
         (work / "vmlinux").write_bytes(_vmlinux_from_bzimage(vmlinuz.read_bytes()))
         vmlinuz.unlink()
-        _write_initramfs(tree, work / "initrd.cpio.gz")
+        _write_initramfs(tree, work / "initrd.cpio.gz", init)
         shutil.rmtree(tree)
         _run(["qemu-img", "create", "-q", "-f", "qcow2", str(work / guest.platform_image.name), "64M"])
         if root.exists():
@@ -173,13 +199,13 @@ def _vmlinux_from_bzimage(image: bytes) -> bytes:
     return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(image[start:])
 
 
-def _write_initramfs(tree: Path, dest: Path) -> None:
+def _write_initramfs(tree: Path, dest: Path, init_script: str) -> None:
     for sub in ("bin", "proc", "sys", "dev", "tmp", "etc"):
         (tree / sub).mkdir(exist_ok=True)
     shutil.copy2("/bin/busybox", tree / "bin" / "busybox")
     names = " ".join(Path(m).name for m in MODULES)
     init = tree / "init"
-    init.write_text(INIT.replace("MODULE_NAMES", names), encoding="utf-8")
+    init.write_text(init_script.replace("MODULE_NAMES", names), encoding="utf-8")
     init.chmod(0o755)
     files = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
     archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, check=True,

@@ -5,7 +5,7 @@ import os
 import re
 from typing import Any, Callable
 
-from swampd.config.model import COMMAND_PLACEHOLDERS, PLACEHOLDER_RE, ConfigError
+from swampd.config.model import COMMAND_PLACEHOLDERS, PLACEHOLDER_RE, TOOL_PLACEHOLDERS, ConfigError
 
 def matches(pattern: re.Pattern[str], what: str, empty_ok: bool = False) -> Check:
     def check(value: str) -> str | None:
@@ -85,14 +85,24 @@ def one_of(choices: tuple[str, ...]) -> Check:
     return check
 
 
-def command(value: list[Any]) -> str | None:
-    if not value or not all(isinstance(part, str) and part for part in value):
-        return "must be a non-empty list of non-empty strings (an argv list, no shell)"
-    for part in value:
-        for placeholder in PLACEHOLDER_RE.findall(part):
-            if placeholder not in COMMAND_PLACEHOLDERS:
-                return f"unknown placeholder {{{placeholder}}} (known: {', '.join(sorted(COMMAND_PLACEHOLDERS))})"
-    return None
+def command_with(placeholders: frozenset[str]) -> Check:
+    """An argv list whose placeholders are among ``placeholders``."""
+    def check(value: list[Any]) -> str | None:
+        if not value or not all(isinstance(part, str) and part for part in value):
+            return "must be a non-empty list of non-empty strings (an argv list, no shell)"
+        for part in value:
+            if any(ch in part for ch in "\n\r\0"):
+                return "must not hold line breaks or NUL"
+            for placeholder in PLACEHOLDER_RE.findall(part):
+                if placeholder not in placeholders:
+                    return f"unknown placeholder {{{placeholder}}} (known: {', '.join(sorted(placeholders))})"
+        return None
+
+    return check
+
+
+command = command_with(COMMAND_PLACEHOLDERS)
+tool_command = command_with(TOOL_PLACEHOLDERS)
 
 
 def url_template(value: str) -> str | None:

@@ -25,6 +25,8 @@ SCHEDULERS = ("local", "htcondor")
 
 #: Placeholders a process viewer's command may use.
 COMMAND_PLACEHOLDERS = frozenset({"port", "sandbox", "project", "viewer", "url_uuid", "python"})
+#: Placeholders an assessment tool's command may use (filled on the execute node).
+TOOL_PLACEHOLDERS = frozenset({"python", "in_dir", "out_dir", "sandbox"})
 
 
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
@@ -242,6 +244,49 @@ class NativeConfig:
 
 
 @dataclass(frozen=True)
+class ToolConfig:
+    """``[tools.NAME]``: an assessment tool ``swampd assess --tool NAME`` (and the job builder) can name.
+
+    On the process platform the execute node runs ``command`` (through
+    ``swampd.tools.runsh``, its run.sh) with cwd ``in/``; it must leave
+    SWAMP's ``out/`` layout: status.out, and parsed_results.tar.gz with its
+    conf for results (``swampd.tools.framework``).
+    """
+
+    name: str
+    #: The tool's run script on the process platform: an argv list; {python} {in_dir} {out_dir} {sandbox}.
+    command: tuple[str, ...] = ()
+    #: SWAMP's tool name (BOG ``toolname``, assessment_result rows); empty: the table's name.
+    tool_name: str = ""
+    #: BOG ``tool-version``; empty: unknown.
+    version: str = ""
+    #: SWAMP package types it assesses (``C/C++``, ``Python3``, ...); empty: any.
+    package_types: tuple[str, ...] = ()
+    #: Seconds an assessment may run once its machine is up, before the execute node ends it.
+    run_timeout: float = 3600.0
+    #: A run script for machines that boot their own (vm): copied to in/run.sh (BOG ``swampd_runsh``).
+    runsh: str = ""
+    #: SWAMP's tool directory (``<platform>/in-files``, ``noarch/in-files``) or tool archive (BOG ``toolpath``).
+    tool_path: str = ""
+    #: At most this many assessments of this tool at once on the local scheduler (0: no limit of its own).
+    max_concurrent: int = 0
+    #: HTCondor ``concurrency_limits`` name (SWAMP's licensed tools: PARASOFTC, SYNOPSYSC, ...); empty: none.
+    concurrency_limits: str = ""
+
+    @property
+    def swamp_name(self) -> str:
+        return self.tool_name or self.name
+
+
+#: The tools of the built-in defaults (and of a file without a [tools] table): cppcheck, from Debian.
+def default_tools() -> dict[str, ToolConfig]:
+    return {"cppcheck": ToolConfig(
+        "cppcheck", command=("{python}", "-m", "swampd.tools.cppcheck", "--in-dir", "{in_dir}",
+                             "--out-dir", "{out_dir}", "--build-dir", "{sandbox}/build"),
+        package_types=("C/C++",))}
+
+
+@dataclass(frozen=True)
 class Config:
     agentmonitor: AgentMonitorConfig
     scheduler: SchedulerConfig
@@ -251,6 +296,7 @@ class Config:
     codedx: CodeDxConfig | None = None
     htcondor: HTCondorConfig = field(default_factory=HTCondorConfig)
     native: NativeConfig = field(default_factory=NativeConfig)
+    tools: dict[str, ToolConfig] = field(default_factory=default_tools)
 
     @property
     def viewer_names(self) -> frozenset[str]:

@@ -23,7 +23,9 @@ from swampd.config.model import (
     MariaDBConfig,
     NativeConfig,
     SchedulerConfig,
+    ToolConfig,
     ViewerConfig,
+    default_tools,
     is_loopback,
 )
 from swampd.identifiers import VIEWER_NAME_RE
@@ -47,7 +49,7 @@ def load_config(path: str | None) -> Config:
 def parse_config(data: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the bad key."""
     checks.no_unknown(data, {"agentmonitor", "scheduler", "viewers", "mariadb", "codedx", "htcondor",
-                                  "native"}, source, "")
+                                  "native", "tools"}, source, "")
     am = checks.section(data, "agentmonitor", source)
     sc = checks.section(data, "scheduler", source)
     agentmonitor = AgentMonitorConfig(
@@ -111,7 +113,52 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     codedx = _codedx(data["codedx"], source, viewers) if "codedx" in data else None
     htcondor = _htcondor(data["htcondor"], source) if "htcondor" in data else HTCondorConfig()
     native = _native(data["native"], source) if "native" in data else NativeConfig()
-    return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor, native=native)
+    tools = _tools(data["tools"], source) if "tools" in data else default_tools()
+    return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor, native=native,
+                  tools=tools)
+
+
+_TOOL_TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
+_CONCURRENCY_RE = re.compile(r"[A-Za-z0-9_.]+(:[0-9]+)?")
+
+
+def _tools(table: Any, source: str) -> dict[str, ToolConfig]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: tools: must hold [tools.NAME] tables")
+    return {name: _tool(name, value, source) for name, value in table.items()}
+
+
+def _tool(name: str, table: Any, source: str) -> ToolConfig:
+    """One ``[tools.NAME]``: the names reach BOGs and status text, the command an argv list, paths absolute."""
+    where = f"tools.{name}"
+    if VIEWER_NAME_RE.fullmatch(name) is None:
+        raise ConfigError(f"{source}: {where}: a tool name is a letter then letters, digits, '_' or '-'")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {where}: must be a table")
+    values = checks.fields(table, source, where, {
+        "command": (list, checks.tool_command),
+        "tool_name": (str, checks.matches(_TOOL_TEXT_RE, "printable text of at most 100 characters",
+                                          empty_ok=True)),
+        "version": (str, checks.matches(_TOOL_TEXT_RE, "printable text of at most 100 characters",
+                                        empty_ok=True)),
+        "package_types": (list, checks.string_list),
+        "run_timeout": ((int, float), checks.positive),
+        "runsh": (str, checks.absolute_or_empty),
+        "tool_path": (str, checks.absolute_or_empty),
+        "max_concurrent": (int, checks.not_negative),
+        "concurrency_limits": (str, checks.matches(_CONCURRENCY_RE, "an HTCondor concurrency limit name",
+                                                   empty_ok=True)),
+    })
+    for key in ("command", "package_types"):
+        if key in values:
+            values[key] = tuple(values[key])
+    for key in ("tool_name", "version"):
+        if key in values and values[key] != values[key].strip():
+            raise ConfigError(f"{source}: {where}.{key}: must not start or end with white space")
+    tool = ToolConfig(name, **values)
+    if not tool.command and not tool.runsh:
+        raise ConfigError(f"{source}: {where}: needs a command (process platform) or a runsh (vm platform)")
+    return tool
 
 
 def _native(table: Any, source: str) -> NativeConfig:

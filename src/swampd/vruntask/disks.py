@@ -138,14 +138,40 @@ class Ext4Reader:
 
     def listing(self, directory: str = "/") -> dict[str, int]:
         """Entry name -> mode (with file type bits) in ``directory``; '.', '..' left out."""
+        return {name: mode for name, (mode, _) in self.entries(directory).items()}
+
+    def entries(self, directory: str = "/") -> dict[str, tuple[int, int]]:
+        """Entry name -> (mode with file type bits, size in bytes) in ``directory``; '.', '..' left out."""
         _check_disk_path(directory)
-        entries: dict[str, int] = {}
+        entries: dict[str, tuple[int, int]] = {}
         for line in self._debugfs(f"ls -p {directory}").splitlines():
             # /inode/mode/uid/gid/name/size/
             parts = line.strip().split("/")
-            if len(parts) >= 7 and parts[5] not in (".", ".."):
-                entries[parts[5]] = int(parts[2], 8)
+            if len(parts) == 8 and parts[5] not in (".", ".."):
+                try:
+                    entries[parts[5]] = (int(parts[2], 8), int(parts[6] or 0))
+                except ValueError:
+                    continue  # a line debugfs printed for a name we cannot read back: left out
         return entries
+
+    def walk(self) -> list[tuple[str, int, int]]:
+        """Every (relative path, mode, size) on the disk, parents before children, lost+found left out.
+
+        Names that could not be handed back to debugfs safely are listed but
+        never descended into; the caller decides what to do with them.
+        """
+        found: list[tuple[str, int, int]] = []
+        pending = [""]
+        while pending:
+            rel = pending.pop(0)
+            for name, (mode, size) in sorted(self.entries("/" + rel if rel else "/").items()):
+                path = f"{rel}/{name}" if rel else name
+                if path == "lost+found":
+                    continue
+                found.append((path, mode, size))
+                if mode & 0o170000 == 0o040000 and safe_disk_path("/" + path):
+                    pending.append(path)
+        return found
 
     def tree(self) -> dict[str, int]:
         """Every path (relative, '/'-separated) -> mode, lost+found left out."""
@@ -180,7 +206,12 @@ class Ext4Reader:
         return True
 
 
+def safe_disk_path(path: str) -> bool:
+    """True for a plain absolute path that may be put into a debugfs command string."""
+    return _SAFE_DISK_PATH.fullmatch(path) is not None and "/../" not in f"{path}/" and "/./" not in f"{path}/"
+
+
 def _check_disk_path(path: str) -> None:
     """debugfs takes one command string: only plain absolute paths reach it."""
-    if _SAFE_DISK_PATH.fullmatch(path) is None or "/../" in f"{path}/":
+    if not safe_disk_path(path):
         raise DiskError(f"refusing disk path {path!r}")

@@ -25,9 +25,12 @@ from typing import Mapping
 from swampd.bog import BogError, read_bog
 from swampd.identifiers import VIEWER_NAME_RE, execrunid as viewer_execrunid, is_identifier
 
-#: Run id prefix -> kind of run.  Kinds are the daemon's (``vrun``, ``arun``, ``mrun``); this
-#: node runs the kinds listed here.
-KIND_PREFIXES = (("vrun_", "vrun"),)
+#: Run id prefix -> kind of run, the first that matches.  Kinds are the daemon's: a viewer's run
+#: id is ``vrun_<project>_<viewer>``, a metric run's ``M-<uuid>``, and an assessment's is its
+#: execution record uuid, with no prefix (SWAMP's ids; reference/swamp-assessment.md §1.2).
+KIND_PREFIXES = (("vrun_", "vrun"), ("M-", "mrun"), ("", "arun"))
+#: The kinds whose BOG is an assessment's.
+ASSESSMENT_KINDS = ("arun", "mrun")
 
 
 class JobError(Exception):
@@ -93,6 +96,45 @@ class ViewerSettings:
 
 
 @dataclass(frozen=True)
+class AssessmentSettings:
+    """An assessment run's keys (ARun and MRun): the package, the tool, and how this node runs it.
+
+    SWAMP's BOG keys are read as SWAMP's PreAssessment read them: trimmed, and
+    ``null`` or empty meaning absent (reference §1.2, §1.4).  The ``swampd_*``
+    keys are written by the daemon's job builder.
+    """
+
+    toolname: str
+    tool_version: str
+    #: SWAMP's ``toolpath``: the tool's directory (``<platform>/in-files``, ``noarch/in-files``), or an archive.
+    toolpath: Path | None
+    tool_sha512: str
+    packagename: str
+    packageversion: str
+    packagepath: Path
+    package_sha512: str
+    packagesourcepath: str
+    packagetype: str
+    platform_identifier: str
+    dependencies: str
+    #: ``<resultsfolder>/<execrunid>/e<epoch>`` is this launch's results folder.
+    results_folder: Path
+    #: The configured tool's name (``[tools.NAME]``), for logs.
+    tool: str
+    #: The process platform's command: the tool's run script, an argv list with placeholders.
+    tool_command: tuple[str, ...]
+    #: A run script a machine booting its own (vm) runs as ``in/run.sh``.
+    runsh: Path | None
+    #: Seconds the machine may run once up before the node ends it; None: no node deadline.
+    run_timeout: float | None
+    internet_inaccessible: bool
+    #: SWAMP_PASSWORD of run-params.conf (the daemon keeps it for ``vm_password``); '' makes one.
+    vm_password: str = field(repr=False)
+    max_unpacked_bytes: int
+    max_archive_members: int
+
+
+@dataclass(frozen=True)
 class Job:
     """One launch, as its BOG and token describe it."""
 
@@ -107,9 +149,25 @@ class Job:
     platform: str
     ready_timeout: float
     vm: VmSettings
-    viewer: ViewerSettings
+    #: Exactly one of these, by kind: a viewer's settings, or an assessment's.
+    viewer_settings: ViewerSettings | None
+    assessment_settings: AssessmentSettings | None
     #: Every key as read, for the SWAMP keys passed through to a guest unchanged.
     bog: Mapping[str, str] = field(repr=False, compare=False)
+
+    @property
+    def viewer(self) -> ViewerSettings:
+        """A viewer run's settings (only a viewer payload asks)."""
+        if self.viewer_settings is None:
+            raise JobError(f"{self.execrunid} is not a viewer run", self.target, self.kind)
+        return self.viewer_settings
+
+    @property
+    def assessment(self) -> AssessmentSettings:
+        """An assessment run's settings (only an assessment payload asks)."""
+        if self.assessment_settings is None:
+            raise JobError(f"{self.execrunid} is not an assessment run", self.target, self.kind)
+        return self.assessment_settings
 
     @property
     def execrunid(self) -> str:
@@ -170,14 +228,16 @@ def _report_target(values: Mapping[str, str], token: str) -> tuple[ReportTarget,
 
 def _job(values: Mapping[str, str], job_dir: Path, target: ReportTarget, kind: str,
          bog_file: str, token_file: str) -> Job:
-    if kind != "vrun":
-        raise JobError(f"BOG execrunid {target.execrunid!r} is not a run this node knows (vrun_<project>_<viewer>)")
     projectid = _identifier(values, "projectid", required=True)
-    viewer = values.get("viewer", "")
-    if VIEWER_NAME_RE.fullmatch(viewer) is None:
-        raise JobError("BOG viewer is not a viewer name")
-    if target.execrunid != viewer_execrunid(projectid, viewer):
-        raise JobError("BOG execrunid does not name this project's viewer")
+    viewer_settings: ViewerSettings | None = None
+    assessment_settings: AssessmentSettings | None = None
+    if kind == "vrun":
+        viewer_settings = _viewer_settings(values, target, projectid)
+    elif kind in ASSESSMENT_KINDS:
+        assessment_settings = _assessment_settings(values, target, job_dir)
+    else:
+        raise JobError(f"BOG execrunid {target.execrunid[:60]!r} is not a run this node knows "
+                       "(vrun_<project>_<viewer>, an execution record uuid, M-<uuid>)")
     return Job(
         job_dir=job_dir, bog_file=bog_file, token_file=token_file, target=target, kind=kind,
         launch_id=values.get("swampd_launch_id", ""),
@@ -185,6 +245,9 @@ def _job(values: Mapping[str, str], job_dir: Path, target: ReportTarget, kind: s
         userid=_identifier(values, "userid"),
         platform=values["swampd_platform"],
         ready_timeout=_seconds(values, "swampd_ready_timeout", 600.0),
+        viewer_settings=viewer_settings,
+        assessment_settings=assessment_settings,
+        bog=MappingProxyType(dict(values)),
         vm=VmSettings(
             image=_path(values, "platform_image"),
             libvirt_uri=values.get("swampd_libvirt_uri") or "qemu:///system",
@@ -199,27 +262,93 @@ def _job(values: Mapping[str, str], job_dir: Path, target: ReportTarget, kind: s
             shutdown_timeout=_seconds(values, "swampd_shutdown_timeout", 300.0),
             output_disk_mib=_int(values, "swampd_output_disk_mib", 3072),
         ),
-        viewer=ViewerSettings(
-            name=viewer,
-            viewer_uuid=_identifier(values, "viewer_uuid"),
-            url_uuid=_identifier(values, "urluuid"),
-            apikey=values.get("apikey", ""),
-            db_path=_path(values, "db_path"),
-            db_checksum=values.get("db_checksum", ""),
-            version=values.get("viewerversion") or "unknown",
-            command=_command(values, "swampd_viewer_command"),
-            probe_path=values.get("swampd_probe_path") or "/",
-            props_file=_path(values, "swampd_props_file"),
-            store=_path(values, "swampd_viewer_store"),
-            checktimeout_frequency=str(_int(values, "vruntimeout_frequency", 10)),
-            checktimeout_duration=str(_int(values, "vruntimeout_duration", 28800)),
-            checktimeout_lastlog=str(_int(values, "vruntimeout_lastlog", 3600)),
-        ),
-        bog=MappingProxyType(dict(values)),
+    )
+
+
+def _viewer_settings(values: Mapping[str, str], target: ReportTarget, projectid: str) -> ViewerSettings:
+    viewer = values.get("viewer", "")
+    if VIEWER_NAME_RE.fullmatch(viewer) is None:
+        raise JobError("BOG viewer is not a viewer name")
+    if target.execrunid != viewer_execrunid(projectid, viewer):
+        raise JobError("BOG execrunid does not name this project's viewer")
+    return ViewerSettings(
+        name=viewer,
+        viewer_uuid=_identifier(values, "viewer_uuid"),
+        url_uuid=_identifier(values, "urluuid"),
+        apikey=values.get("apikey", ""),
+        db_path=_path(values, "db_path"),
+        db_checksum=values.get("db_checksum", ""),
+        version=values.get("viewerversion") or "unknown",
+        command=_command(values, "swampd_viewer_command"),
+        probe_path=values.get("swampd_probe_path") or "/",
+        props_file=_path(values, "swampd_props_file"),
+        store=_path(values, "swampd_viewer_store"),
+        checktimeout_frequency=str(_int(values, "vruntimeout_frequency", 10)),
+        checktimeout_duration=str(_int(values, "vruntimeout_duration", 28800)),
+        checktimeout_lastlog=str(_int(values, "vruntimeout_lastlog", 3600)),
+    )
+
+
+def _assessment_settings(values: Mapping[str, str], target: ReportTarget, job_dir: Path) -> AssessmentSettings:
+    if not is_identifier(target.execrunid):
+        raise JobError("BOG execrunid is not an execution record uuid")
+    packagepath = _swamp_value(values, "packagepath")
+    if not packagepath.startswith("/"):
+        raise JobError("BOG packagepath must be the absolute path of the package archive")
+    results = _swamp_value(values, "resultsfolder")
+    if results and not results.startswith("/"):
+        raise JobError("BOG resultsfolder must be an absolute path")
+    toolpath = _swamp_value(values, "toolpath")
+    if toolpath and not toolpath.startswith("/"):
+        raise JobError("BOG toolpath must be an absolute path")
+    runsh = values.get("swampd_runsh", "")
+    if runsh and not runsh.startswith("/"):
+        raise JobError("BOG swampd_runsh must be an absolute path")
+    run_timeout = _seconds(values, "swampd_run_timeout", 0.0)
+    return AssessmentSettings(
+        toolname=_swamp_value(values, "toolname"),
+        tool_version=_swamp_value(values, "tool-version"),
+        toolpath=Path(toolpath) if toolpath else None,
+        tool_sha512=_sha512(values, "swampd_tool_sha512"),
+        packagename=_swamp_value(values, "packagename"),
+        packageversion=_swamp_value(values, "packageversion"),
+        packagepath=Path(packagepath),
+        package_sha512=_sha512(values, "swampd_package_sha512"),
+        packagesourcepath=_swamp_value(values, "packagesourcepath"),
+        packagetype=_swamp_value(values, "packagetype"),
+        platform_identifier=_swamp_value(values, "platform_identifier"),
+        dependencies=_swamp_value(values, "packagedependencylist"),
+        results_folder=Path(results) if results else job_dir / "results",
+        tool=values.get("swampd_tool", ""),
+        tool_command=_command(values, "swampd_tool_command"),
+        runsh=Path(runsh) if runsh else None,
+        run_timeout=run_timeout or None,
+        internet_inaccessible=_flag(values, "swampd_internet_inaccessible"),
+        vm_password=values.get("swampd_vm_password", ""),
+        max_unpacked_bytes=_int(values, "swampd_max_unpacked_bytes", 4 << 30),
+        max_archive_members=_int(values, "swampd_max_archive_members", 200_000),
     )
 
 
 # -- typed values ----------------------------------------------------------------
+def _swamp_value(values: Mapping[str, str], key: str) -> str:
+    """A SWAMP key as PreAssessment read it: trimmed; ``null`` or empty is absent ('')."""
+    value = values.get(key, "").strip()
+    return "" if value == "null" else value
+
+
+def _flag(values: Mapping[str, str], key: str) -> bool:
+    """SWAMP's flags are text: "1" and "true" are true; "0", "", "false" and "null" are not."""
+    return _swamp_value(values, key).lower() in ("1", "true", "yes")
+
+
+def _sha512(values: Mapping[str, str], key: str) -> str:
+    value = values.get(key, "").strip().lower()
+    if value and (len(value) != 128 or any(c not in "0123456789abcdef" for c in value)):
+        raise JobError(f"BOG {key} is not a SHA-512 hex digest")
+    return value
+
+
 def _identifier(values: Mapping[str, str], key: str, required: bool = False) -> str:
     value = values.get(key, "")
     if not value and not required:

@@ -2,9 +2,14 @@
 
     stage the sandbox -> report STARTING -> start the machine -> wait until it
     is up -> wait until it exits, or the scheduler says stop (SIGTERM), or the
-    daemon says this launch is superseded (a fenced report) -> stop it ->
-    report its end unless it said so itself -> collect its outputs -> drain
-    the last reports -> record the exit status.
+    daemon says this launch is superseded (a fenced report), or the payload's
+    run deadline passes (a failure) -> stop it -> report its end unless it
+    said so itself -> drain those reports -> collect its outputs -> record
+    the exit status.
+
+The reports are drained before collecting, so what the payload hands over
+from the outputs (an assessment's results) arrives after every event of the
+run, and never overtakes the machine's end.
 
 Whatever fails on the way is reported once, as the run's failure with the
 reason, in its place ahead of the events the machine writes as it is
@@ -99,8 +104,11 @@ def run(job: Job, stop_grace: float = 10.0) -> int:
                 _fail(monitor, payload, problem)
                 status = Exit.FAILED
             else:
-                code = platform.wait_exit(stop)
-                if code not in (None, 0):
+                code, overdue = _wait_exit(platform, payload.run_timeout(), stop)
+                if overdue:
+                    _fail(monitor, payload, f"the run did not end within its deadline ({payload.run_timeout():g}s)")
+                    status = Exit.FAILED
+                elif code not in (None, 0):
                     log.warning("the machine exited with status %s", code)
         except Exception as exc:  # a bug or an error nobody foresaw still ends the launch with a reason
             log.exception("the run failed")
@@ -112,11 +120,12 @@ def run(job: Job, stop_grace: float = 10.0) -> int:
             timings.mark("stopped")
             if status == Exit.OK:
                 monitor.report(payload.report(Milestone.STOPPED), unless_seen=payload.down_event)
-            result = collect(platform, payload, reporter, give_up_after(DRAIN_SECONDS))
+            give_up = give_up_after(DRAIN_SECONDS)
+            monitor.finish(DRAIN_SECONDS)
+            result = collect(platform, payload, reporter, give_up)
             timings.mark("finished")
             if result.problem:
                 log.warning("collect: %s", result.problem)
-            monitor.finish(DRAIN_SECONDS)
             if monitor.fenced.is_set():
                 status = Exit.FENCED
             write_exit_status(job.job_dir, status)
@@ -140,6 +149,22 @@ def _bring_up(platform: Platform, payload: Payload, monitor: Monitor, stop: thre
     if problem is None and not stop.is_set():
         timings.mark("ready")
     return problem
+
+
+def _wait_exit(platform: Platform, limit: float | None, stop: threading.Event) -> tuple[int | None, bool]:
+    """The machine's exit status (None when stopped), and whether ``limit`` seconds passed first."""
+    if limit is None:
+        return platform.wait_exit(stop), False
+    until = threading.Event()
+    timer = threading.Timer(limit, until.set)
+    timer.daemon = True
+    timer.start()
+    _when(stop, until.set)
+    try:
+        code = platform.wait_exit(until)
+    finally:
+        timer.cancel()
+    return code, code is None and not stop.is_set()
 
 
 def follow(job: Job) -> int:

@@ -91,3 +91,11 @@ class MachineOutput(Protocol):
         Raises CollectError when the machine's output cannot be read at all.
         """
         ...
+
+    def tree(self) -> Path:
+        """A host directory holding everything the machine left in its ``out/`` (the sandbox's ``out/``).
+
+        Raises CollectError when the machine's output cannot be read at all;
+        what the host side of ``out/`` holds is there either way.
+        """
+        ...

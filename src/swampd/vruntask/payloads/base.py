@@ -81,6 +81,13 @@ class Payload(ABC):
     def answers(self, port: int) -> bool:
         """For a local process: is the program up yet?"""
 
+    def run_timeout(self) -> float | None:
+        """Seconds the machine may run once up before the runner ends it; None: until it ends or is stopped.
+
+        A viewer runs until the daemon stops it; an assessment has a deadline of its own.
+        """
+        return None
+
     @abstractmethod
     def collect(self, sandbox: Sandbox, output: MachineOutput, reporter: Reporter,
                 give_up: Callable[[], bool]) -> Collected:

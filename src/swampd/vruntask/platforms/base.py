@@ -47,6 +47,9 @@ class HostOutput:
         path = self.out_dir / name
         return path if path.is_file() else None
 
+    def tree(self) -> Path:
+        return self.out_dir
+
 
 class Staging:
     """Inputs where the machine reads them, outputs read back: for a machine sharing the sandbox."""

@@ -66,7 +66,8 @@ def domain_spec(job: Job, sandbox: Sandbox) -> DomainSpec:
         cmdline=vm.cmdline,
         metadata={
             "execrunid": job.execrunid, "epoch": str(job.epoch), "launch_id": job.launch_id,
-            "projectid": job.projectid, "viewer": job.viewer.name,
+            "projectid": job.projectid,
+            "viewer": job.viewer_settings.name if job.viewer_settings is not None else "",
             "job_dir": str(root), "lock_file": str(root / LOCK_FILE), "token_file": job.token_file,
             "agentmonitor_url": job.target.url, "started": f"{time.time():.0f}",
         },

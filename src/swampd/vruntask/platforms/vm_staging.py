@@ -12,6 +12,8 @@ vm universe runs the domain itself and calls ``vruntask prepare``/``finish``.
 """
 from __future__ import annotations
 
+import logging
+import stat
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +28,11 @@ GUEST_VIEW = MachineView(in_dir="/mnt/in", out_dir="/mnt/out", events_file="/dev
 DISKS = (disks.INPUT_DISK, disks.OUTPUT_DISK, disks.DELTA_DISK)
 #: Where files read off the output disk are put, inside ``out/``.
 FROM_DISK_DIR = "outputdisk"
+#: What one copy of the whole output disk into ``out/`` may take (SWAMP's output disk is 3 GiB).
+TREE_MAX_BYTES = 8 << 30
+TREE_MAX_FILES = 200_000
+
+log = logging.getLogger(__name__)
 
 
 class DiskOutput:
@@ -55,9 +62,58 @@ class DiskOutput:
         host = self.sandbox.out_dir / name
         return host if host.is_file() else None
 
+    def tree(self) -> Path:
+        """The whole output disk copied into ``out/`` (SWAMP's guestfish copy-out), the host's files kept.
+
+        Only directories and regular files are copied; links, devices and
+        names debugfs cannot be handed safely are left out with a warning, as
+        is what lies past ``TREE_MAX_FILES`` or ``TREE_MAX_BYTES``.  A file
+        the host side of ``out/`` already has (the serial-port files, a copy
+        made by an earlier collect) is not replaced.
+        """
+        out = self.sandbox.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        if not self.disk.exists():
+            raise CollectError(f"the output disk {self.disk.name} is missing")
+        files = total = 0
+        try:
+            if self._reader is None:
+                self._reader = self._open.enter_context(disks.Ext4Reader(self.disk))
+            for rel, mode, size in self._reader.walk():
+                kind = stat.S_IFMT(mode)
+                if not disks.safe_disk_path("/" + rel) or kind not in (stat.S_IFDIR, stat.S_IFREG):
+                    log.warning("output disk: %r left out (not a plain file or directory name)", rel[:120])
+                    continue
+                dest = out / rel
+                if kind == stat.S_IFDIR:
+                    if not dest.is_symlink():
+                        dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                files, total = files + 1, total + size
+                if files > TREE_MAX_FILES or total > TREE_MAX_BYTES:
+                    log.warning("output disk: %s left out: past %d files or %d bytes", rel, TREE_MAX_FILES,
+                                TREE_MAX_BYTES)
+                    continue
+                if dest.exists() or dest.is_symlink() or not _plain_dir(out, dest.parent):
+                    continue
+                self._reader.copy_out("/" + rel, dest)
+        except disks.DiskError as exc:
+            raise CollectError(f"cannot read the output disk: {exc}") from None
+        return out
+
     def close(self) -> None:
         self._open.close()
         self._reader = None
+
+
+def _plain_dir(top: Path, directory: Path) -> bool:
+    """True when ``directory`` is a real directory under ``top`` reached without a link."""
+    current = top
+    for part in directory.relative_to(top).parts:
+        current = current / part
+        if current.is_symlink() or not current.is_dir():
+            return False
+    return True
 
 
 class VmStaging(Staging):
