@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--state-dir", default=None)
     serve.add_argument("--debug", action="store_true", help="log at debug level")
+    serve.add_argument("--log-json", action="store_true",
+                       help="log one JSON object per line (else [agentmonitor] log_format)")
 
     dm = sub.add_parser("domainmonitor", help="reap viewer VMs whose vruntask is gone (run on a hypervisor)")
     dm.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
     dm.add_argument("--state-file", default=None,
                     help="where orphans' first sighting is kept (default: <state dir>/domainmonitor.json)")
+    dm.add_argument("--log-json", action="store_true", help="log one JSON object per line")
 
     sub.add_parser("viewers", help="list every viewer the daemon knows")
     for name, help_text in (("status", "show one viewer"), ("stop", "stop one viewer (idempotent)"),
@@ -59,8 +62,9 @@ def _domainmonitor(args: argparse.Namespace) -> int:
     from swampd.clients.rpc import client_settings
     from swampd.config import default_state_dir
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s domainmonitor[%(process)d] %(levelname)s %(message)s")
+    from swampd import runlog
+
+    runlog.configure("domainmonitor", runlog.wanted_format(args.log_json))
     try:
         from swampd.domainmonitor.monitor import DomainMonitor
     except ImportError as exc:
@@ -87,13 +91,16 @@ def _serve(args: argparse.Namespace) -> int:
     from swampd.config import ConfigError, config_path_from, load_config
     from swampd.agentmonitor.daemon import serve
 
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s swampd[%(process)d] %(levelname)s %(name)s: %(message)s")
+    from swampd import runlog
+
+    level = logging.DEBUG if args.debug else logging.INFO
+    runlog.configure("swampd", runlog.wanted_format(args.log_json), level)
     try:
         config = load_config(config_path_from(args.serve_config or args.config))
     except ConfigError as exc:
         print(f"swampd: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    runlog.configure("swampd", runlog.wanted_format(args.log_json, config.agentmonitor.log_format), level)
     am = config.agentmonitor
     changes: dict[str, Any] = {}
     if args.host is not None:
