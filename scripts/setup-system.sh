@@ -41,6 +41,10 @@ tests/db/build_udf.sh
 # scripts/test.sh runs the viewer and guest tests on once.
 apt_install chromium fonts-dejavu-core python3-venv
 
+# --- operating swampd (issue 13): systemd-analyze verifies etc/systemd/ offline (no running
+# systemd is needed); supervisord comes from PyPI with the test extra.
+apt_install systemd
+
 # --- interoperability (issue 9): SWAMP's own Perl XML-RPC client talks to a real daemon.
 apt_install librpc-xml-perl
 exit 0

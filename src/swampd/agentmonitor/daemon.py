@@ -44,7 +44,7 @@ from swampd.agentmonitor.service import ViewerService
 log = logging.getLogger("swampd")
 
 #: Seconds between two STATUS= lines to systemd.
-STATUS_EVERY = 10.0
+STATUS_EVERY = 5.0
 
 EXIT_OK = 0
 EXIT_FAILED = 1
