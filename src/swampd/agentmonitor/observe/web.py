@@ -16,6 +16,7 @@ project named ``<script>alert(1)</script>`` is shown as text.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -51,8 +52,8 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
 )
 _RUN_PATH = re.compile(r"/api/runs/([0-9]{1,12})")
-#: The longest login body read (a token and a field name).
-MAX_LOGIN_BYTES = 4096
+#: JSON answers larger than this are gzipped for clients that accept it (1,000 runs: ~450 KiB -> ~40 KiB).
+GZIP_OVER = 8192
 
 
 
@@ -70,6 +71,10 @@ class WebRequest:
     @property
     def path(self) -> str:
         return self.head.path
+
+    @property
+    def accepts_gzip(self) -> bool:
+        return "gzip" in self.head.get("accept-encoding").lower()
 
     def arg(self, name: str, default: str = "") -> str:
         values = parse_qs(self.head.query, max_num_fields=16).get(name)
@@ -116,11 +121,11 @@ class ObserveWeb:
         if path == "/metrics":
             return _response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
         if path == "/api/runs":
-            return self._json(self._runs_body(request.arg("kind") or None))
+            return self._json(self._runs_body(request.arg("kind") or None), request.accepts_gzip)
         match = _RUN_PATH.fullmatch(path)
         if match:
             detail = self.runs.detail(int(match.group(1)))
-            return self._json(detail) if detail is not None else _text(404, "no such run")
+            return self._json(detail, request.accepts_gzip) if detail is not None else _text(404, "no such run")
         if path == "/api/changes":
             return self._changes(request)
         return _text(404, "not found")
@@ -163,11 +168,11 @@ class ObserveWeb:
             timeout = min(MAX_POLL, max(0.0, float(request.arg("timeout", str(DEFAULT_POLL)))))
         except ValueError:
             return _text(400, "since must be a whole number and timeout a number of seconds")
-        feed = self.changes
+        feed, gz = self.changes, request.accepts_gzip
         if feed.version != since:
-            return self._json(self._changes_body(since))
+            return self._json(self._changes_body(since), gz)
         waited = feed.watch(None, lambda: True if feed.version != since else None, timeout)
-        return waited.map(lambda _changed: lambda: self._json(self._changes_body(since)))
+        return waited.map(lambda _changed: lambda: self._json(self._changes_body(since), gz))
 
     # -- files -------------------------------------------------------------------------
     def _file(self, name: str) -> bytes:
@@ -187,9 +192,12 @@ class ObserveWeb:
         return _response(200, self._file(name), content_type, cache="public, max-age=300")
 
     @staticmethod
-    def _json(value: Any) -> bytes:
+    def _json(value: Any, gz: bool = False) -> bytes:
         body = json.dumps(value, separators=(",", ":"), allow_nan=False, default=_json_default).encode()
-        return _response(200, body, "application/json")
+        if gz and len(body) > GZIP_OVER:
+            return _response(200, gzip.compress(body, 4, mtime=0), "application/json",
+                             (("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")))
+        return _response(200, body, "application/json", (("Vary", "Accept-Encoding"),))
 
 
 def _json_default(value: Any) -> Any:
