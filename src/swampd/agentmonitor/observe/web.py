@@ -105,6 +105,8 @@ class ObserveWeb:
             return self._login(request) if path == "/login" else _text(405, "use GET")
         if request.method not in ("GET", "HEAD"):
             return _text(405, "use GET")
+        if path == "/RPC2":  # XML-RPC's own path (/ is both: POST for XML-RPC, GET for the dashboard)
+            return _text(405, "use POST with an XML-RPC body", (("Allow", "POST"),))
         if path.startswith("/static/"):
             return self._static_file(path[len("/static/"):])
         if path == "/login":
