@@ -44,6 +44,10 @@ apt_install chromium fonts-dejavu-core python3-venv
 # --- assessments (issue 11): the real tool the suite and the embedded default run (swampd.tools.cppcheck).
 apt_install cppcheck
 
+# --- operating swampd (issue 13): systemd-analyze verifies etc/systemd/ offline (no running
+# systemd is needed); supervisord comes from PyPI with the test extra.
+apt_install systemd
+
 # --- interoperability (issue 9): SWAMP's own Perl XML-RPC client talks to a real daemon.
 apt_install librpc-xml-perl
 exit 0

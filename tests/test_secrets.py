@@ -37,6 +37,16 @@ def test_secrets_stay_in_private_files(daemon):
     everything = repr(api.listViewers()) + repr(api.getViewer("sec", "CodeDX")) + repr(
         api.viewerHistory("sec", "CodeDX"))
     assert token not in everything and apikey not in everything
+    # the operator's pages (issue 13): the dashboard, its data, a run's details, the long-poll, /metrics
+    import json
+    import urllib.request
+
+    pages = ""
+    for path in ("", "api/runs", f"api/runs/{json.loads(urllib.request.urlopen(daemon.url + 'api/runs').read())['runs'][0]['id']}",
+                 "api/changes?since=0&timeout=0", "metrics", "static/dashboard.js"):
+        pages += urllib.request.urlopen(daemon.url + path, timeout=10).read().decode()
+    assert "vrun_sec_CodeDX" in pages and "swampd_runs" in pages
+    assert token not in pages and apikey not in pages and record["url_uuid"] not in pages
     job_logs = [job_dir / "vruntask.log", job_dir / "out" / "viewer.log", job_dir / "out" / "run.out"]
     logs = daemon.log() + "".join(p.read_text() for p in job_logs if p.exists())
     assert token not in logs and apikey not in logs

@@ -10,6 +10,7 @@ not a worker, and learns of a change within the time of one registry read.
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
@@ -23,6 +24,8 @@ T = TypeVar("T")
 U = TypeVar("U")
 #: Waiters at once; past this a wait answers at once with what is known (the client asks again).
 MAX_WATCHERS = 10_000
+#: Versions remembered with the runs they changed (the dashboard asks "what changed since V").
+JOURNAL = 4096
 
 
 class Deferred(Generic[T]):
@@ -88,6 +91,8 @@ class ChangeFeed:
         self._cond = threading.Condition()
         #: Counts every change of every run (the dashboard waits on this).
         self.version = 0
+        #: (version, runs that change changed), the last JOURNAL of them.
+        self._journal: collections.deque[tuple[int, frozenset[int]]] = collections.deque(maxlen=JOURNAL)
         self._watchers: dict[int | None, set[_Watcher]] = {}
         self._count = 0
         self._deadlines: list[tuple[float, int, _Watcher]] = []
@@ -100,6 +105,7 @@ class ChangeFeed:
             return
         with self._cond:
             self.version += 1
+            self._journal.append((self.version, frozenset(run_ids)))
             self._cond.notify_all()
             due = [w for key in (*run_ids, None) for w in self._watchers.get(key, ())]
         for watcher in due:
@@ -128,6 +134,17 @@ class ChangeFeed:
         if answer is not None:
             self._finish(watcher, answer)
         return deferred
+
+    def changed_since(self, seen: int) -> tuple[int, set[int] | None]:
+        """The version now and the runs changed after version ``seen``; None when the journal no
+        longer reaches back that far (the caller reads everything again)."""
+        with self._cond:
+            now = self.version
+            if seen >= now:
+                return now, set()
+            if seen < 0 or not self._journal or self._journal[0][0] > seen + 1:
+                return now, None
+            return now, {run for version, runs in self._journal if version > seen for run in runs}
 
     def waiting(self) -> int:
         with self._cond:

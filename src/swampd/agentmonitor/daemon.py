@@ -5,6 +5,12 @@ held for the life of the process (the kernel drops it when the process dies,
 even by ``kill -9``), and a second daemon names the holder's pid and exits.
 SIGTERM stops the server and the workers cleanly; viewer jobs keep running
 and are adopted by the next start.
+
+Under systemd (``Type=notify``) the daemon says ``READY=1`` once the
+registry is open and the port listens, keeps a ``STATUS=`` line with the
+counts of runs, sends ``WATCHDOG=1`` from the reconciler's own loop (so a
+wedged reconciler gets the daemon restarted) and ``STOPPING=1`` when it
+stops (``swampd.sdnotify``).
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from pathlib import Path
 
 from swampd.config import Config, daemon_url
@@ -22,18 +29,23 @@ from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
 from swampd.vruntask.host import HostAgent
-from swampd.lifecycle import groups
+from swampd.lifecycle import LIFECYCLES, groups
+from swampd.sdnotify import Notifier, watchdog_interval
 from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_dir, write_private
 from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.api import AgentMonitorAPI
 from swampd.agentmonitor.changes import ChangeFeed
 from swampd.agentmonitor.credentials import ensure_token_file
+from swampd.agentmonitor.observe import Observe
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
 from swampd.agentmonitor.service import ViewerService
 
 log = logging.getLogger("swampd")
+
+#: Seconds between two STATUS= lines to systemd.
+STATUS_EVERY = 5.0
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -236,6 +248,13 @@ class Daemon:
             register_database_effects(self.reconciler, self.service, self.store, config, self.state_dir)
             self.ad_refresher = register_ad_effects(self.reconciler, self.store, config)
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))
+            self.observe = Observe(self.store, self.reconciler, config, self.changes, token, bool(am.tls_cert))
+            self.server.web = self.observe.web
+            self.notifier = Notifier()
+            interval = watchdog_interval()
+            if interval is not None:
+                self.reconciler.alive_interval = interval
+                self.reconciler.on_alive = self.notifier.watchdog
         except BaseException:
             self.lock.release()
             raise
@@ -255,15 +274,36 @@ class Daemon:
         threading.Thread(target=self.server.serve_forever, name="xmlrpc", daemon=True).start()
         log.info("swampd serving on %s:%d, state dir %s (%s)", self.config.agentmonitor.host, self.port,
                  self.state_dir, self.config.source)
+        # The registry is open and the socket listens (connections queue until the loop takes them).
+        self.notifier.ready(self.status_line())
 
     def request_stop(self) -> None:
         self._stopped.set()
 
     def wait(self) -> None:
+        next_status = time.monotonic() + STATUS_EVERY
         while not self._stopped.wait(1.0):
-            pass
+            if self.notifier.enabled and time.monotonic() >= next_status:
+                next_status = time.monotonic() + STATUS_EVERY
+                self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status``: runs by state, and whether the scheduler answers."""
+        try:
+            counts = self.store.run_counts()
+        except Exception as exc:  # the registry is busy: say so rather than nothing
+            return f"registry busy: {exc}"
+        parts = []
+        for kind, state, number in counts:
+            lifecycle = LIFECYCLES.get(kind)
+            parts.append(f"{number} {kind} {lifecycle.state_name(state) if lifecycle else state}")
+        world = self.reconciler.world
+        scheduler = ("scheduler answered" if world.answered else
+                     "scheduler NOT answering" if world.at else "scheduler not asked yet")
+        return f"{sum(c[2] for c in counts)} runs ({', '.join(parts) or 'none'}); {scheduler}"
 
     def close(self) -> None:
+        self.notifier.stopping("stopping")
         if self._serving:  # shutdown() waits for a serve_forever loop that must have run
             self.server.shutdown()
         self.server.server_close()
@@ -271,6 +311,8 @@ class Daemon:
         self.launchpad.scheduler.close()
         if self.ad_refresher is not None:
             self.ad_refresher.stop()
+        self.observe.close()
+        self.notifier.close()
         self.store.close()
         self.lock.release()
         log.info("swampd stopped")

@@ -14,6 +14,7 @@ import threading
 import xmlrpc.client
 from typing import Any, Callable
 
+from swampd import metrics
 from swampd.agentmonitor.changes import Deferred
 from swampd.errors import Fault, SwampdError
 
@@ -39,6 +40,7 @@ class Dispatcher:
 
     def register(self, name: str, fn: Callable[..., Any]) -> None:
         self._methods[name] = fn
+        metrics.know_methods(self._methods)
 
     def register_namespace(self, prefix: str, obj: object) -> None:
         for name in dir(obj):
@@ -88,6 +90,16 @@ class Dispatcher:
 
     def call(self, name: str, params: tuple[Any, ...]) -> Any:
         """Call ``name``; any failure comes back as ``xmlrpc.client.Fault`` with a contract code."""
+        elapsed = metrics.timer()
+        try:
+            result = self._call(name, params)
+        except xmlrpc.client.Fault as fault:
+            metrics.rpc_call(name, int(fault.faultCode), elapsed())
+            raise
+        metrics.rpc_call(name, 0, elapsed())
+        return result
+
+    def _call(self, name: str, params: tuple[Any, ...]) -> Any:
         fn = self._methods.get(name)
         if fn is None:
             raise xmlrpc.client.Fault(int(Fault.UNKNOWN), f"no method {name!r}")

@@ -13,6 +13,7 @@ reconciler, which goes on with that run's lane.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,8 @@ class EffectWorkers:
                     max_workers=max(1, spec.workers), thread_name_prefix=f"effect-{item.effect}")
             self._in_flight.add(item.id)
             self.dispatched += 1
-        pool.submit(self._run, item, handler)
+        # In the dispatcher's context: the handler's log lines name the run it works for.
+        pool.submit(contextvars.copy_context().run, self._run, item, handler)
         return True
 
     def _run(self, item: OutboxItem, handler: Handler) -> None:

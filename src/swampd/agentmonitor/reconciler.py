@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Callable
 
+from swampd import metrics, runlog
 from swampd.agentmonitor.effect_workers import EffectWorkers
 from swampd.agentmonitor.workqueue import WorkQueue
 from swampd.agentmonitor.world import ObservedWorld
@@ -65,6 +66,12 @@ class Reconciler:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._resyncs = 0
+        #: Called from the resync loop while the reconciler is alive (systemd's WATCHDOG=1), and how
+        #: often it must be called; see ``_alive``.
+        self.on_alive: Callable[[], object] | None = None
+        self.alive_interval: float | None = None
+        self._worked_at = time.monotonic()
+        self._resynced_at = time.monotonic()
         self._handlers: dict[str, Callable[[OutboxItem], None]] = {
             "submit": self._do_submit,
             "remove": self._do_remove,
@@ -105,11 +112,29 @@ class Reconciler:
 
     # -- resync ------------------------------------------------------------
     def _resync_loop(self) -> None:
-        while not self._stop.wait(self.config.agentmonitor.resync_interval):
-            try:
-                self.resync()
-            except Exception:  # keep resyncing whatever one pass hit
-                log.exception("resync failed")
+        interval = self.config.agentmonitor.resync_interval
+        tick = min(interval, self.alive_interval / 3) if self.alive_interval else interval
+        next_resync = time.monotonic() + interval
+        while not self._stop.wait(tick):
+            if time.monotonic() >= next_resync:
+                next_resync = time.monotonic() + interval
+                try:
+                    self.resync()
+                    self._resynced_at = time.monotonic()
+                except Exception:  # keep resyncing whatever one pass hit
+                    log.exception("resync failed")
+            if self.on_alive is not None and self._alive():
+                self.on_alive()
+
+    def _alive(self) -> bool:
+        """The reconciler is doing its work: a resync passed lately, and when runs wait in the
+        queue a worker has finished one lately.  A wedged resync (a scheduler call that never
+        returns) or every worker stuck stops the pings, and systemd restarts the daemon."""
+        limit = self.alive_interval or float("inf")
+        now = time.monotonic()
+        if now - self._resynced_at > max(limit, 2 * self.config.agentmonitor.resync_interval):
+            return False
+        return not (len(self.queue) and now - self._worked_at > limit)
 
     def resync(self, sweep: bool | None = None) -> None:
         """One bulk scheduler query, then the runs that need a look are queued.
@@ -128,6 +153,7 @@ class Reconciler:
             changed: set[str] = set()
         else:
             changed = self.world.install(jobs, asked_at)
+        metrics.resynced(self.world.answered, asked_at)
         if sweep is None:
             sweep = self._resyncs % SWEEP_EVERY == 0
         self._resyncs += 1
@@ -149,12 +175,18 @@ class Reconciler:
             if run_id is None:
                 return
             try:
-                self.process(run_id)
-            except Exception:
+                with runlog.about(self.store.get_run_by_id(run_id)):
+                    try:
+                        self.process(run_id)
+                    except Exception:
+                        log.exception("reconciling run %d failed; will retry", run_id)
+                        self.queue.add_after(run_id, 5.0)
+            except Exception:  # the registry could not even be read: try again later
                 log.exception("reconciling run %d failed; will retry", run_id)
                 self.queue.add_after(run_id, 5.0)
             finally:
                 self.queue.done(run_id)
+                self._worked_at = time.monotonic()
 
     def process(self, run_id: int) -> None:
         """Do the run's due side effects and lifecycle steps until nothing is left to do now."""
@@ -205,6 +237,7 @@ class Reconciler:
         """Schedule an item again: at the next resync when it waits, with backoff when it failed."""
         waiting = isinstance(exc, (Waiting, EarlierJobAlive))
         delay = self.config.agentmonitor.resync_interval if waiting else backoff(item.attempts)
+        metrics.effect_retried(item.effect, waiting)
         if waiting:
             log.info("%s of run %d waits: %s", item.effect, item.run_id, exc)
         else:
@@ -290,6 +323,7 @@ class Reconciler:
             tx.complete(item.id)
 
     def _fail_launch(self, record: RunRecord, item: OutboxItem, reason: str) -> None:
+        metrics.effect_failed(item.effect)
         lifecycle = lifecycle_of(record.kind)
         with self.store.transaction(durable=False) as tx:
             current = tx.get_run_by_id(record.id)

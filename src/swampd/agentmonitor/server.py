@@ -3,7 +3,8 @@
 ``transport`` holds the how (see its package docstring for why one event
 loop and not a thread per connection); this module decides what a parsed
 call is worth: reports from execute nodes go to a pool of their own, every
-other call to the client pool, and the answer goes back to the loop.
+other call to the client pool, operators' HTTP requests (the dashboard,
+``/metrics``) to a third, and the answer goes back to the loop.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 import socket as socketlib
 import threading
 import xmlrpc.client
-from typing import Any
+from typing import Any, Callable
 
 from swampd.config import AgentMonitorConfig
 from swampd.errors import Fault
@@ -29,6 +30,9 @@ __all__ = ["AgentMonitorServer", "Dispatcher", "OPEN_METHODS", "SELF_AUTHENTICAT
            "limits_of"]
 
 log = logging.getLogger(__name__)
+
+#: Threads answering the dashboard, its data and /metrics (fixed, like the XML-RPC pools).
+WEB_THREADS = 2
 
 
 def limits_of(am: AgentMonitorConfig) -> Limits:
@@ -65,6 +69,11 @@ class AgentMonitorServer:
                 raise
         self._calls: WorkerPool[Call] = WorkerPool("xmlrpc", limits.request_threads, self._serve)
         self._reports: WorkerPool[Call] = WorkerPool("xmlrpc-reports", limits.report_threads, self._serve)
+        #: Operators' pages and scrapes; a long-poll's answer is made here once it is due.
+        self._web: WorkerPool[tuple[Call, Callable[[], Any] | None]] = WorkerPool("http", WEB_THREADS,
+                                                                               self._serve_web)
+        #: The dashboard and /metrics (``observe.web.ObserveWeb``); None: GET is refused as before.
+        self.web: Any = None
         self._loop: EventLoop | None = None
         self._lock = threading.Lock()
 
@@ -95,9 +104,10 @@ class AgentMonitorServer:
         listeners = [self._tcp] + ([Listener(self._unix.socket, trusted=True)] if self._unix else [])
         cap = connection_budget(self.limits.max_connections)
         with self._lock:
-            self._loop = EventLoop(listeners, self.limits, cap, self.token, self._route)
+            self._loop = EventLoop(listeners, self.limits, cap, self.token, self._route, web=self.web is not None)
         self._calls.start()
         self._reports.start()
+        self._web.start()
         self._loop.run()
 
     def shutdown(self) -> None:
@@ -108,6 +118,7 @@ class AgentMonitorServer:
             loop.wait_stopped(10.0)
         self._calls.stop()
         self._reports.stop()
+        self._web.stop()
 
     def server_close(self) -> None:
         try:
@@ -119,7 +130,32 @@ class AgentMonitorServer:
 
     # -- calls -------------------------------------------------------------------
     def _route(self, call: Call) -> None:
+        if call.web is not None:
+            self._web.submit((call, None))
+            return
         (self._reports if call.method in SELF_AUTHENTICATED else self._calls).submit(call)
+
+    def _serve_web(self, job: tuple[Call, Callable[[], Any] | None]) -> None:
+        """Answer one operator request, or make the answer of a long-poll that became due."""
+        from swampd.agentmonitor.observe.web import WebRequest
+
+        call, later = job
+        try:
+            if later is not None:
+                result = later()
+            else:
+                head, body = call.web
+                result = self.web.handle(WebRequest(head, body, call.authorized))
+        except Exception:
+            log.exception("cannot answer %s", getattr(call.web[0], "path", "?"))
+            result = httpwire.plain(500, "internal error; see the daemon log")
+        assert self._loop is not None
+        if isinstance(result, Deferred):  # a long-poll: no thread waits; the answer is made here when due
+            if not result.done:
+                self._loop.park(call.conn)
+            result.then(lambda make: self._web.submit((call, make)))
+            return
+        self._loop.complete(call.conn, result, not call.keep_alive)
 
     def _serve(self, call: Call) -> None:
         """Run one call in a worker thread and hand the answer to the loop."""

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from swampd.config import Config, fill_placeholders
+from swampd.runlog import run_fields
 from swampd.errors import Fault, SwampdError
 from swampd.failpoints import failpoint
 from swampd.states import (
@@ -117,7 +118,8 @@ class ViewerService:
                     tx.enqueue(record, kind)
         failpoint("launch.after_commit")
         if launched:
-            log.info("%s: launch %d claimed (%s)", record.execrunid, record.epoch, record.launch_id)
+            log.info("%s: launch %d claimed (%s)", record.execrunid, record.epoch, record.launch_id,
+                     extra=run_fields(record))
         self.reconciler.enqueue(record.id)
         return self.to_struct(record, launched=launched)
 
@@ -188,7 +190,7 @@ class ViewerService:
                 tx.transition(record, int(ViewerState.TERMINATING), "Terminating", "api", reason)
                 # Whether or not a job was recorded: one may run that a crash kept from the record.
                 tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason})
-                log.info("%s: stop requested (%s)", record.execrunid, reason)
+                log.info("%s: stop requested (%s)", record.execrunid, reason, extra=run_fields(record))
             else:
                 tx.put_run(record)
         self.reconciler.enqueue(record.id)
@@ -224,6 +226,8 @@ class ViewerService:
                 record.ready_at = time.time()
                 record.url = self._url(record)
             tx.transition(record, int(state), status, "node", source)
+        log.info("%s epoch %d -> %s (%s): %s", record.execrunid, record.epoch, state_name(int(state)), source,
+                 status, extra=run_fields(record))
         self.reconciler.enqueue(record.id)
         return True
 
@@ -244,7 +248,8 @@ class ViewerService:
                 tx.enqueue(record, kind, {"path": snap.path, "checksum": snap.checksum,
                                           "platform": snap.platform, "version": snap.version,
                                           "epoch": snap.epoch})
-        log.info("%s: viewer database snapshot %s (launch %d) recorded", snap.execrunid, snap.path, snap.epoch)
+        log.info("%s: viewer database snapshot %s (launch %d) recorded", snap.execrunid, snap.path, snap.epoch,
+                 extra=run_fields(record))
         self.reconciler.enqueue(record.id)
         return True
 

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--state-dir", default=None)
     serve.add_argument("--debug", action="store_true", help="log at debug level")
+    serve.add_argument("--log-json", action="store_true",
+                       help="log one JSON object per line (else [agentmonitor] log_format)")
 
     dm = sub.add_parser("domainmonitor", help="reap viewer VMs whose vruntask is gone (run on a hypervisor)")
     dm.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -32,6 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
     dm.add_argument("--state-file", default=None,
                     help="where orphans' first sighting is kept (default: <state dir>/domainmonitor.json)")
+    dm.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+
+    image = sub.add_parser("image", help="operator tools for viewer and assessment images")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    check = image_sub.add_parser(
+        "check", help="run a candidate image through a real launch's path on this host; PASS or FAIL")
+    check.add_argument("--platform", required=True, choices=("vm", "docker", "process"))
+    check.add_argument("--image", required=True,
+                       help="vm: the platform qcow2's absolute path; docker: an image name; "
+                            "process: a program that serves HTTP on the port given as its argument")
+    what = check.add_mutually_exclusive_group()
+    what.add_argument("--viewer", default=None,
+                      help="check it as this [viewers.NAME] of the configuration (default: the first one)")
+    what.add_argument("--assessment", action="store_true", help="check it as an assessment platform")
+    check.add_argument("--timeout", type=float, default=None, help="the ready deadline in seconds "
+                       "(default: the viewer's ready_timeout)")
+    check.add_argument("--work-dir", default=None, help="where the sandbox goes (default: the system's tmp)")
+    check.add_argument("--keep", action="store_true", help="keep the sandbox after a PASS too")
 
     sub.add_parser("viewers", help="list every viewer the daemon knows")
     for name, help_text in (("status", "show one viewer"), ("stop", "stop one viewer (idempotent)"),
@@ -48,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "domainmonitor":
         return _domainmonitor(args)
+    if args.command == "image":
+        return _image_check(args)
     return _client(args)
 
 
@@ -59,8 +81,9 @@ def _domainmonitor(args: argparse.Namespace) -> int:
     from swampd.clients.rpc import client_settings
     from swampd.config import default_state_dir
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s domainmonitor[%(process)d] %(levelname)s %(message)s")
+    from swampd import runlog
+
+    runlog.configure("domainmonitor", runlog.wanted_format(args.log_json))
     try:
         from swampd.domainmonitor.monitor import DomainMonitor
     except ImportError as exc:
@@ -83,17 +106,53 @@ def _domainmonitor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _image_check(args: argparse.Namespace) -> int:
+    from swampd.config import ConfigError, config_path_from, load_config
+    from swampd.imagecheck.check import ImageCheck, candidate
+    from swampd.vruntask.payloads import PAYLOADS
+
+    logging.basicConfig(level=logging.WARNING, format="swampd image check: %(levelname)s %(message)s")
+    try:
+        config = load_config(config_path_from(args.config))
+    except ConfigError as exc:
+        print(f"swampd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.assessment:
+        if not ({"arun", "mrun"} & set(PAYLOADS)):
+            print("swampd: image check --assessment: this build has no assessment payload yet", file=sys.stderr)
+            return EXIT_USAGE
+        print("swampd: image check --assessment is not wired to the assessment payload yet", file=sys.stderr)
+        return EXIT_USAGE
+    name = args.viewer or next(iter(config.viewers))
+    viewer = config.viewers.get(name)
+    if viewer is None:
+        print(f"swampd: image check: no [viewers.{name}] in {config.source}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.platform == "vm" and not args.image.startswith("/"):
+        print("swampd: image check: a vm image is the absolute path of its qcow2", file=sys.stderr)
+        return EXIT_USAGE
+    if args.timeout is not None and args.timeout <= 0:
+        print("swampd: image check: --timeout must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    check = ImageCheck(candidate(viewer, args.platform, args.image, args.timeout),
+                       work_dir=Path(args.work_dir) if args.work_dir else None, keep=args.keep)
+    return EXIT_OK if check.run().passed else EXIT_ERROR
+
+
 def _serve(args: argparse.Namespace) -> int:
     from swampd.config import ConfigError, config_path_from, load_config
     from swampd.agentmonitor.daemon import serve
 
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(asctime)s swampd[%(process)d] %(levelname)s %(name)s: %(message)s")
+    from swampd import runlog
+
+    level = logging.DEBUG if args.debug else logging.INFO
+    runlog.configure("swampd", runlog.wanted_format(args.log_json), level)
     try:
         config = load_config(config_path_from(args.serve_config or args.config))
     except ConfigError as exc:
         print(f"swampd: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    runlog.configure("swampd", runlog.wanted_format(args.log_json, config.agentmonitor.log_format), level)
     am = config.agentmonitor
     changes: dict[str, Any] = {}
     if args.host is not None:

@@ -85,6 +85,9 @@ class AgentMonitorConfig:
     #: The largest viewer database and result file the daemon reads.
     max_viewer_db_bytes: int = 64 * 1024 ** 3
     max_result_bytes: int = 4 * 1024 ** 3
+    # -- operating (issue 13)
+    #: "text" (one line per event) or "json" (one JSON object per line); ``--log-json`` overrides.
+    log_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class SchedulerConfig:
     kind: str = "local"
     #: Seconds between a polite stop (TERM) and a forced one (KILL).
     stop_grace: float = 10.0
+    #: The unprivileged user (and group; default: the user's own) local jobs run as
+    #: (``launchpad.schedulers.runas``).  Empty: the daemon's own user, which is refused
+    #: when that is root unless ``allow_root_jobs`` says otherwise.
+    run_as: str = ""
+    run_as_group: str = ""
+    allow_root_jobs: bool = False
 
 
 @dataclass(frozen=True)

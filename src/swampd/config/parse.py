@@ -79,6 +79,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             "result_roots": (list, checks.absolute_paths),
             "max_viewer_db_bytes": (int, checks.positive),
             "max_result_bytes": (int, checks.positive),
+            "log_format": (str, checks.one_of(("text", "json"))),
         })
     )
     for key in ("viewer_db_roots", "result_roots"):
@@ -96,12 +97,17 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             f"{source}: agentmonitor.token_file: required when host is not loopback "
             f"(host = {agentmonitor.host!r}); callers must send a bearer token"
         )
-    scheduler = SchedulerConfig(
+    scheduler = SchedulerConfig(  # run_as is resolved to ids at start (launchpad.schedulers.runas)
         **checks.fields(sc, source, "scheduler", {
             "kind": (str, checks.one_of(SCHEDULERS)),
             "stop_grace": ((int, float), checks.positive),
+            "run_as": (str, checks.matches(_ACCOUNT_RE, "a user name", empty_ok=True)),
+            "run_as_group": (str, checks.matches(_ACCOUNT_RE, "a group name", empty_ok=True)),
+            "allow_root_jobs": (bool, None),
         })
     )
+    if scheduler.run_as_group and not scheduler.run_as:
+        raise ConfigError(f"{source}: scheduler.run_as_group: needs scheduler.run_as")
     viewers_table = data.get("viewers", None)
     if viewers_table is None:
         viewers = {"CodeDX": ViewerConfig("CodeDX")}
@@ -174,6 +180,9 @@ def _native(table: Any, source: str) -> NativeConfig:
 HTCONDOR_ON_HOLD = ("remove", "leave")
 
 
+
+
+_ACCOUNT_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
 
 
 _CONDOR_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")

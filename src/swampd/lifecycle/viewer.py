@@ -149,6 +149,8 @@ class ViewerLifecycle:
     ended = frozenset(int(s) for s in ENDED)
     active = frozenset(int(s) for s in ACTIVE)
     going_down = frozenset(int(s) for s in GOING_DOWN)
+    #: States in which the run is up (launch-to-ready is measured to the first of them).
+    up = frozenset({int(ViewerState.READY)})
     submittable = frozenset({int(ViewerState.LAUNCHING)})
     failed = int(ViewerState.ERROR)
 

@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from swampd import metrics
 from swampd.identifiers import execrunid as viewer_execrunid
 from swampd.store.migrations import MigrationError, migrate
 from swampd.store.records import (
@@ -127,6 +128,8 @@ class Transaction(_Reader):
         self._clock = clock
         #: Runs whose state this transaction changed (announced after it commits).
         self.changed: set[int] = set()
+        #: (kind, from, to, launched_at, at) of each state change, counted once committed.
+        self.transitions: list[tuple[str, int | None, int, float, float]] = []
 
     # -- the one place a state changes -----------------------------------
     def transition(self, record: RunRecord, state: int, status: str, source: str, reason: str = "") -> None:
@@ -137,6 +140,7 @@ class Transaction(_Reader):
         record.status = status
         self.put_run(record)
         self.changed.add(record.id)
+        self.transitions.append((record.kind, from_state, record.state, record.launched_at, self._clock()))
         self._history(record, from_state, source, reason or status)
         for effect in self._change_effects.get(record.kind, ()):
             self.enqueue(record, effect, {"state": record.state})
@@ -323,6 +327,7 @@ class Store(_Reader):
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        metrics.committed(tx.transitions)
         if tx.changed and self.on_commit is not None:
             self.on_commit(tx.changed)
 
@@ -435,6 +440,37 @@ class Store(_Reader):
             " WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
         keys = ("id", "epoch", "viewer_uuid", "path", "checksum", "platform", "version", "created_at")
         return [dict(zip(keys, r)) for r in rows]
+
+    # -- what operators look at (dashboard, /metrics) ---------------------------------
+    def run_counts(self) -> list[tuple[str, int, int]]:
+        """(kind, state, number of runs) for every state some run is in."""
+        return [tuple(r) for r in self._conn.execute(  # type: ignore[misc]
+            "SELECT kind, state, COUNT(*) FROM runs GROUP BY kind, state ORDER BY kind, state")]
+
+    def outbox_summary(self) -> list[tuple[str, int, float]]:
+        """(effect, pending rows, when the oldest was written) for every effect with rows pending."""
+        return [tuple(r) for r in self._conn.execute(  # type: ignore[misc]
+            "SELECT effect, COUNT(*), MIN(created_at) FROM outbox WHERE done_at IS NULL GROUP BY effect"
+            " ORDER BY effect")]
+
+    def pending_by_run(self) -> dict[int, tuple[int, int]]:
+        """Run id -> (pending outbox rows, attempts they have failed so far), for runs with any."""
+        rows = self._conn.execute(
+            "SELECT run_id, COUNT(*), SUM(attempts) FROM outbox WHERE done_at IS NULL GROUP BY run_id")
+        return {run_id: (count, int(attempts or 0)) for run_id, count, attempts in rows}
+
+    def state_since(self) -> dict[int, float]:
+        """Run id -> when it entered its current state (its last history row that changed the state)."""
+        rows = self._conn.execute(
+            "SELECT run_id, MAX(at) FROM history WHERE from_state IS NULL OR from_state != state GROUP BY run_id")
+        return {run_id: at for run_id, at in rows}
+
+    def pending_items(self, run_id: int, limit: int = 200) -> list[tuple[OutboxItem, float]]:
+        """The run's pending outbox items with when each was written, oldest first, at most ``limit``."""
+        rows = self._conn.execute(
+            f"SELECT {_OUTBOX_COLUMNS}, created_at FROM outbox WHERE run_id = ? AND done_at IS NULL"
+            " ORDER BY id LIMIT ?", (run_id, limit)).fetchall()
+        return [(OutboxItem.from_row(r[:-1]), r[-1]) for r in rows]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

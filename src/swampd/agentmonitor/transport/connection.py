@@ -18,6 +18,19 @@ from swampd.agentmonitor.transport.httpwire import RequestHead
 from swampd.agentmonitor.transport.xmlrpcwire import CallReader, RequestRefused
 
 
+class FormReader:
+    """A small form body, kept whole (the transport caps its size); read like a parsed call."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> tuple[str, tuple[bytes]]:
+        return "", (bytes(self.data),)
+
+
 class Phase(enum.Enum):
     HANDSHAKE = "handshake"    # TLS handshake in progress
     HEAD = "head"              # waiting for / reading a request head
@@ -48,8 +61,10 @@ class Connection:
     authorized: bool = False
     large: bool = False
     decoder: BodyDecoder | None = None
-    reader: CallReader | None = None
+    reader: CallReader | FormReader | None = None
     refused: str = ""
+    #: The body is a form (the dashboard's login), kept as bytes instead of parsed as XML-RPC.
+    form: bool = False
     outbuf: memoryview | None = None
     close_after_write: bool = False
     registered: int = 0
@@ -85,9 +100,9 @@ class Connection:
         except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             return None
 
-    def start_body(self, head: RequestHead, length: int, decoder: BodyDecoder) -> None:
-        self.head, self.remaining, self.decoder = head, length, decoder
-        self.reader, self.refused = CallReader(), ""
+    def start_body(self, head: RequestHead, length: int, decoder: BodyDecoder, form: bool = False) -> None:
+        self.head, self.remaining, self.decoder, self.form = head, length, decoder, form
+        self.reader, self.refused = (FormReader() if form else CallReader()), ""
 
     def take_body(self, data: bytes) -> None:
         """Feed body bytes onward; a bad request is remembered, an oversized one raises HttpError."""

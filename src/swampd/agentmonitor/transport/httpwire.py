@@ -23,7 +23,7 @@ _HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
 _CONTROL_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 REASONS = {
-    100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    100: "Continue", 200: "OK", 204: "No Content", 303: "See Other", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
     408: "Request Timeout", 411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
     431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable",
     505: "HTTP Version Not Supported",
@@ -46,6 +46,8 @@ class RequestHead:
     version: tuple[int, int]
     #: Lower-cased header names with their values, in order (names may repeat).
     headers: list[tuple[str, str]] = field(default_factory=list)
+    #: The target's query string, without the '?' ('' when none).
+    query: str = ""
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.headers if key == name]
@@ -110,7 +112,7 @@ def parse_head(raw: bytes) -> RequestHead:
         raise HttpError(400, "malformed HTTP version")
     if match.group(1) != b"1":
         raise HttpError(505, "only HTTP/1.x is spoken here")
-    head = RequestHead(method.decode("ascii"), _path_of(target), (1, int(match.group(2))))
+    head = RequestHead(method.decode("ascii"), _path_of(target), (1, int(match.group(2))), query=_query_of(target))
     if len(lines) - 1 > MAX_HEADERS:
         raise HttpError(431, f"more than {MAX_HEADERS} header fields")
     for line in lines[1:]:
@@ -131,6 +133,11 @@ def _path_of(target: bytes) -> str:
     if text.startswith(("http://", "https://")):
         text = urlsplit(text).path or "/"
     return text.split("?", 1)[0]
+
+
+def _query_of(target: bytes) -> str:
+    text = target.decode("latin-1")
+    return text.split("?", 1)[1] if "?" in text else ""
 
 
 def response(status: int, body: bytes, content_type: str = "text/xml", close: bool = False,

@@ -33,6 +33,9 @@ from swampd.agentmonitor.transport.xmlrpcwire import dumps_fault
 log = logging.getLogger(__name__)
 
 RPC_PATHS = ("/", "/RPC2")
+#: The one POST that is not XML-RPC (the dashboard's login form), and the most of its body read.
+FORM_PATHS = ("/login",)
+MAX_FORM_BYTES = 4096
 #: Seconds between sweeps for expired deadlines.
 TICK = 0.25
 #: How long accepting pauses when no connection can be closed to make room.
@@ -57,6 +60,8 @@ class Call:
     authorized: bool
     keep_alive: bool
     trusted: bool
+    #: An operator's HTTP request (GET, or the login form) instead of an XML-RPC call.
+    web: Any = None
 
 
 @dataclass
@@ -68,11 +73,13 @@ class Listener:
 
 class EventLoop:
     def __init__(self, listeners: list[Listener], limits: Limits, cap: int, token: str | None,
-                 dispatch: Callable[[Call], None]) -> None:
+                 dispatch: Callable[[Call], None], web: bool = False) -> None:
+        """``web``: GET requests and the login form are answered (as ``Call.web``), else refused with 405."""
         self.listeners = listeners
         self.limits = limits
         self.token = token
         self.dispatch = dispatch
+        self.web = web
         self._selector = selectors.DefaultSelector()
         self._conns: set[Connection] = set()
         self._admission = Admission(cap)
@@ -332,14 +339,19 @@ class EventLoop:
         return conn.phase is Phase.BODY
 
     def _begin_request(self, conn: Connection, head: httpwire.RequestHead) -> None:
+        if self.web and head.method in ("GET", "HEAD"):
+            self._web_request(conn, head)
+            return
         if head.method != "POST":
             raise HttpError(405, "use POST with an XML-RPC body")
-        if head.path not in RPC_PATHS:
+        form = self.web and head.path in FORM_PATHS
+        if head.path not in RPC_PATHS and not form:
             raise HttpError(404, "not found: XML-RPC lives at / and /RPC2")
         length = head.content_length()
-        if length > self.limits.max_request_bytes:
-            raise HttpError(413, f"request body over {self.limits.max_request_bytes} bytes")
-        conn.start_body(head, length, BodyDecoder(head.get("content-encoding"), self.limits.max_request_bytes))
+        cap = MAX_FORM_BYTES if form else self.limits.max_request_bytes
+        if length > cap:
+            raise HttpError(413, f"request body over {cap} bytes")
+        conn.start_body(head, length, BodyDecoder(head.get("content-encoding"), cap), form=form)
         conn.keep_alive = head.keep_alive
         conn.authorized = conn.trusted or self._token_ok(head)
         if length > self.limits.large_body_bytes:
@@ -362,6 +374,17 @@ class EventLoop:
                 self._close(conn)
                 return
         self._watch(conn, selectors.EVENT_READ)
+
+    def _web_request(self, conn: Connection, head: httpwire.RequestHead) -> None:
+        """A GET has no body: it goes to a worker as soon as its head is in."""
+        if head.values("transfer-encoding") or head.get("content-length", "0").strip() not in ("", "0"):
+            raise HttpError(400, "a GET request has no body")
+        conn.keep_alive = head.keep_alive
+        conn.authorized = conn.trusted or self._token_ok(head)
+        self._admission.untrack(conn)
+        conn.phase = Phase.DISPATCHED
+        self._watch(conn, 0)
+        self.dispatch(Call(conn, "", (), conn.authorized, conn.keep_alive, conn.trusted, web=(head, b"")))
 
     def _token_ok(self, head: httpwire.RequestHead) -> bool:
         if self.token is None:
@@ -405,7 +428,8 @@ class EventLoop:
         conn.phase = Phase.DISPATCHED
         self._watch(conn, 0)
         method, params = call
-        self.dispatch(Call(conn, method, params, conn.authorized, conn.keep_alive, conn.trusted))
+        web = (conn.head, params[0]) if conn.form else None
+        self.dispatch(Call(conn, method, params, conn.authorized, conn.keep_alive, conn.trusted, web=web))
 
     # -- large bodies -------------------------------------------------------------
     def _release_slot(self, conn: Connection) -> None:
