@@ -8,8 +8,15 @@ scripts/install.sh
 STATE=${SWAMPD_DEMO_STATE:-$PWD/.demo-state}
 PORT=${SWAMPD_DEMO_PORT:-8084}
 URL="http://127.0.0.1:$PORT/"
-mkdir -p "$STATE"
-.venv/bin/swampd serve --state-dir "$STATE" --port "$PORT" >"$STATE/swampd.log" 2>&1 &
+mkdir -p -m 700 "$STATE"
+# The embedded default, except that a daemon run as root must be told that its jobs may run as
+# root too (production sets [scheduler] run_as to an unprivileged user instead).
+CONFIG_ARGS=()
+if [ "$(id -u)" = 0 ]; then
+    printf '[scheduler]\nallow_root_jobs = true\n' >"$STATE/demo.toml"
+    CONFIG_ARGS=(--config "$STATE/demo.toml")
+fi
+.venv/bin/swampd serve "${CONFIG_ARGS[@]}" --state-dir "$STATE" --port "$PORT" >"$STATE/swampd.log" 2>&1 &
 DAEMON=$!
 cleanup() {
     .venv/bin/swampd --url "$URL" stop demo-project CodeDX >/dev/null 2>&1 || true

@@ -19,6 +19,7 @@ import json
 import os
 import pwd
 import sqlite3
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,8 +27,8 @@ from typing import Iterator
 
 import pytest
 
-from swampd.launchpad.schedulers import runas
-from swampd.launchpad.schedulers.runas import RunAsError
+from swampd import runas
+from swampd.runas import RunAsError
 
 JOB_USER = "swampd-tjob"
 OTHER_USER = "swampd-tother"
@@ -174,3 +175,48 @@ def test_a_daemon_without_run_as_keeps_jobs_as_itself_and_private(tmp_path):
     assert not runas.switches_user(me) and runas.popen_kwargs(me) == {"umask": 0o077}
     in_dir, out_dir = runas.prepare_job_dir(tmp_path / "jobs" / ("c" * 32), me)
     assert in_dir.is_dir() and out_dir.is_dir()
+
+
+def test_a_daemon_runs_local_viewers_as_the_configured_user(job_user: runas.JobUser, make_daemon) -> None:
+    """Wired end to end: the host agent starts the viewer command as run_as, in a job directory
+    whose inputs it may read and whose BOG, token and lock it may not."""
+    import shutil
+
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    from support.daemon import Daemon
+
+    root = Path(tempfile.mkdtemp(prefix="swampd-runas-"))  # not under pytest's private (0700) tmp
+    os.chmod(root, 0o711)
+    daemon = Daemon(root, scheduler={"run_as": JOB_USER},
+                    viewers={"CodeDX": {"command": [busybox, "httpd", "-f", "-p", "127.0.0.1:{port}",
+                                                    "-h", "{sandbox}/out"]}})
+    try:
+        daemon.start()
+        _viewer_as_user(daemon, job_user)
+    finally:
+        daemon.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _viewer_as_user(daemon, job_user: runas.JobUser) -> None:
+    from support.daemon import wait_for
+
+    daemon.api.launchViewer({"projectid": "as-user", "viewer": "CodeDX"})
+    ready = daemon.api.waitViewer("as-user", "CodeDX", "READY", 60)
+    assert ready["state_name"] == "READY", ready
+    [pid] = daemon._job_tree()
+    assert os.stat(f"/proc/{pid}").st_uid == job_user.uid
+    [job_dir] = list(daemon.jobs_dir().iterdir())
+    for private in ("token", f"{ready['execrunid']}.bog", "job.lock"):
+        assert stat.S_IMODE(os.stat(job_dir / private).st_mode) & 0o077 == 0, private
+    assert os.stat(job_dir / "out").st_uid == job_user.uid
+    daemon.api.stopViewer("as-user", "CodeDX")
+    assert daemon.api.waitViewer("as-user", "CodeDX", "TERMINATED", 60)["state_name"] == "TERMINATED"
+    wait_for(lambda: not daemon._job_tree(), 20)
+
+
+def test_a_root_daemon_refuses_to_run_jobs_as_root_unless_told(make_daemon) -> None:
+    daemon = make_daemon(start=False, scheduler={"allow_root_jobs": False})
+    daemon.start(wait=False)
+    assert daemon.wait_exit() == 2
+    assert "run_as" in daemon.log() and "root" in daemon.log()

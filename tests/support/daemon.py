@@ -17,6 +17,10 @@ from typing import Any, Callable
 SRC = Path(os.environ.get("SWAMPD_TEST_SRC") or Path(__file__).resolve().parents[2] / "src")
 
 
+#: Tests run as root on CI: their jobs may run as root (a daemon refuses that unless told).
+ROOT_JOBS = {"allow_root_jobs": True} if os.geteuid() == 0 else {}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,7 +79,7 @@ class Daemon:
         self.url = f"{'https' if am.get('tls_cert') else 'http'}://127.0.0.1:{self.port}/"
         self.cafile = am.get("tls_ca") or None
         tables: dict[str, dict[str, Any]] = {"agentmonitor": am,
-                                             "scheduler": {"stop_grace": 3, **(scheduler or {})}}
+                                             "scheduler": {"stop_grace": 3, **ROOT_JOBS, **(scheduler or {})}}
         for name, table in (viewers or {"CodeDX": {}}).items():
             tables[f"viewers.{name}"] = table
         tables.update(extra or {})

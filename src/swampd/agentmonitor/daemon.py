@@ -28,6 +28,7 @@ from swampd.effects import change_effects as effects_on_change
 from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd import runas
 from swampd.vruntask.host import HostAgent
 from swampd.lifecycle import LIFECYCLES, groups
 from swampd.sdnotify import Notifier, watchdog_interval
@@ -138,8 +139,14 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 def make_scheduler(config: Config, jobs_root: Path, store: Store | None = None) -> Scheduler:
     if config.scheduler.kind == "local":
+        sched = config.scheduler
+        try:  # the workloads' own user, never root unless the configuration says so (issue 13)
+            user = runas.job_user(sched.run_as, sched.run_as_group, sched.allow_root_jobs)
+        except runas.RunAsError as exc:
+            raise StartupError(str(exc), EXIT_IN_USE) from None
+        runas.prepare_jobs_root(jobs_root, user)
         # Process jobs are supervised by a host agent inside this process (issue 10).
-        return LocalScheduler(jobs_root, config.scheduler.stop_grace, host=HostAgent(config.scheduler.stop_grace))
+        return LocalScheduler(jobs_root, sched.stop_grace, host=HostAgent(sched.stop_grace, user))
     if config.scheduler.kind == "htcondor":
         return make_htcondor_scheduler(config, jobs_root, store)
     raise StartupError(f"scheduler.kind = {config.scheduler.kind!r} is not available in this build")

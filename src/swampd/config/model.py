@@ -96,7 +96,7 @@ class SchedulerConfig:
     #: Seconds between a polite stop (TERM) and a forced one (KILL).
     stop_grace: float = 10.0
     #: The unprivileged user (and group; default: the user's own) local jobs run as
-    #: (``launchpad.schedulers.runas``).  Empty: the daemon's own user, which is refused
+    #: (``swampd.runas``).  Empty: the daemon's own user, which is refused
     #: when that is root unless ``allow_root_jobs`` says otherwise.
     run_as: str = ""
     run_as_group: str = ""

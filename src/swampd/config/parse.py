@@ -97,7 +97,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             f"{source}: agentmonitor.token_file: required when host is not loopback "
             f"(host = {agentmonitor.host!r}); callers must send a bearer token"
         )
-    scheduler = SchedulerConfig(  # run_as is resolved to ids at start (launchpad.schedulers.runas)
+    scheduler = SchedulerConfig(  # run_as is resolved to ids at start (swampd.runas)
         **checks.fields(sc, source, "scheduler", {
             "kind": (str, checks.one_of(SCHEDULERS)),
             "stop_grace": ((int, float), checks.positive),

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from swampd import runas
 from swampd.jobdir import write_exit_status
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
 from swampd.vruntask.job import Job, ReportTarget, load_job
@@ -109,10 +110,12 @@ class StartFailed(Exception):
 
 
 class HostAgent:
-    def __init__(self, stop_grace: float = 10.0) -> None:
+    def __init__(self, stop_grace: float = 10.0, user: runas.JobUser | None = None) -> None:
+        """``user``: whom the commands run as (``[scheduler] run_as``); None: the daemon's own user."""
         #: Set by the daemon's wiring before any job starts.
         self.dispatch: Dispatch | None = None
         self.stop_grace = stop_grace
+        self.user = user
         self._jobs: dict[str, HostedJob] = {}
         self._lock = threading.Lock()
         self._exits = ExitWatcher()
@@ -140,20 +143,27 @@ class HostAgent:
         returns the command's pid.  StartFailed when it could not start (the run was told why)."""
         hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
         try:
+            if self.user is not None:  # in/ the daemon's and readable by the job, out/ the job's own
+                runas.prepare_job_dir(job_dir, self.user)
             stage(hosted.staging, hosted.payload)
+            if self.user is not None:
+                self._share_inputs(hosted)
             port = free_port()
             argv = hosted.payload.local_command(hosted.staging.sandbox, port)
-        except PrepareError as exc:
+        except (PrepareError, OSError) as exc:
             self._fail_to_start(hosted, str(exc))
             raise StartFailed(str(exc)) from None
         sandbox = hosted.staging.sandbox
         sandbox.record_event("RUNSHSTART", "Starting viewer run script")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
+        as_user: dict[str, Any] = {}
+        if self.user is not None:
+            env, as_user = runas.job_environment(self.user, dict(os.environ)), runas.popen_kwargs(self.user)
         try:
             with open(sandbox.out_dir / "viewer.log", "ab") as out:
                 hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=subprocess.DEVNULL, stdout=out,
                                                stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,),
-                                               start_new_session=True)
+                                               start_new_session=True, **as_user)
         except OSError as exc:
             reason = f"cannot start the viewer command: {exc.strerror or exc}"
             self._fail_to_start(hosted, reason)
@@ -170,6 +180,15 @@ class HostAgent:
         self._report(hosted, {"event": "WROTEIPADDR", "vmip": address})
         self._track(hosted, child=True, port=port)
         return hosted.pid
+
+    def _share_inputs(self, hosted: HostedJob) -> None:
+        """What the payload staged for the command to read (in/, run-params.sh): readable by the job's
+        group, still the daemon's; the BOG, the token and the lock stay the daemon's alone."""
+        assert self.user is not None
+        sandbox = hosted.staging.sandbox
+        for path in [sandbox.in_dir, *sandbox.in_dir.rglob("*"), *sandbox.root.glob("run-params.*")]:
+            if not path.is_symlink():
+                runas.share_with_job(path, self.user)
 
     def _host(self, job: Job, lock_fd: int) -> HostedJob:
         payload = payload_for(job)
