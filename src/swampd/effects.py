@@ -56,6 +56,13 @@ EFFECTS: dict[str, Effect] = {effect.name: effect for effect in (
     Effect("launch_history", lane="launch_history", slow=True, workers=2, trigger=CHANGE, kinds=("vrun",)),
     Effect("store_viewer", lane="store_viewer", slow=True, workers=2,
            trigger="a saved viewer database is reported"),
+    Effect("prepare", lane="job", slow=True, workers=2,
+           trigger="an assessment run is accepted: its BOG from the database, its archives checked"),
+    Effect("store_results", lane="results", slow=True, workers=2,
+           trigger="an execute node delivered an assessment's results"),
+    Effect("run_status", lane="database", slow=True, workers=2, trigger=CHANGE, kinds=("arun", "mrun")),
+    Effect("db_results", lane="database", slow=True, workers=2, trigger="an assessment's results were stored"),
+    Effect("notify", lane="notify", slow=True, workers=1, trigger="a run that asked for it has its final status"),
 )}
 
 

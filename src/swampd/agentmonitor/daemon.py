@@ -35,7 +35,12 @@ from swampd.sdnotify import Notifier, watchdog_interval
 from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_dir, write_private
 from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
+from swampd.agentmonitor.admission import Admission
 from swampd.agentmonitor.api import AgentMonitorAPI
+from swampd.agentmonitor.assessment_effects import AssessmentEffects
+from swampd.agentmonitor.assessments import AssessmentService
+from swampd.agentmonitor.runs_api import RunsAPI
+from swampd.lifecycle.assessment import ARUN, MRUN
 from swampd.agentmonitor.changes import ChangeFeed
 from swampd.agentmonitor.credentials import ensure_token_file
 from swampd.agentmonitor.observe import Observe
@@ -184,9 +189,35 @@ def enabled_effects(config: Config) -> frozenset[str]:
         kinds.add("upload")
     if config.mariadb is not None and config.mariadb.launch_history:
         kinds.add("launch_history")
+    if config.mariadb is not None:
+        kinds.add("run_status")  # assessments' statuses to SWAMP's database
     if config.scheduler.kind == "htcondor" and config.htcondor.advertise:
         kinds.add("advertise")
     return frozenset(kinds)
+
+
+def register_assessments(reconciler: Reconciler, store: Store, config: Config,
+                         changes: ChangeFeed) -> AssessmentService:
+    """Assessment runs (issue 11): the service, admission to slots, and their effects."""
+    service = AssessmentService(store, reconciler, config)
+    service.changes = changes
+    service.admission = Admission(store, config, reconciler.enqueue)
+    for lifecycle in (ARUN, MRUN):
+        lifecycle.admission = service.admission
+        lifecycle.max_retries = config.assessments.max_retries
+    database = web = None
+    if config.mariadb is not None:
+        from swampd.clients.assessment_db import AssessmentDatabase
+
+        database = AssessmentDatabase(config.mariadb)
+    if getattr(config, "webserver", None) is not None:
+        from swampd.clients.webserver import notifier
+
+        web = notifier(config.webserver)  # type: ignore[attr-defined]
+    effects = AssessmentEffects(store, config, service, database, web)
+    for name in ("prepare", "store_results", "run_status", "db_results", "notify"):
+        reconciler.register_handler(name, getattr(effects, name))
+    return service
 
 
 def register_database_effects(reconciler: Reconciler, service: ViewerService, store: Store,
@@ -250,11 +281,13 @@ class Daemon:
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
             self.changes = ChangeFeed()
-            self.store.on_commit = self.changes.publish
             self.service.changes = self.changes
             register_database_effects(self.reconciler, self.service, self.store, config, self.state_dir)
             self.ad_refresher = register_ad_effects(self.reconciler, self.store, config)
+            self.runs = register_assessments(self.reconciler, self.store, config, self.changes)
+            self.store.on_commit = lambda ids: (self.changes.publish(ids), self.runs.admission.on_commit(ids))
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))
+            dispatcher.register_namespace("agentMonitor", RunsAPI(self.runs))
             self.observe = Observe(self.store, self.reconciler, config, self.changes, token, bool(am.tls_cert))
             self.server.web = self.observe.web
             self.notifier = Notifier()

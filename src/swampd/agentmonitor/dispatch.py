@@ -21,7 +21,8 @@ from swampd.errors import Fault, SwampdError
 log = logging.getLogger("swampd.agentmonitor.server")
 
 #: Methods that carry their own per-launch credential and need no bearer token.
-SELF_AUTHENTICATED = frozenset({"agentMonitor.viewerStatus", "agentMonitor.viewerSnapshot"})
+SELF_AUTHENTICATED = frozenset({"agentMonitor.viewerStatus", "agentMonitor.viewerSnapshot",
+                                "agentMonitor.runStatus", "agentMonitor.runResults"})
 #: Methods anyone who can connect may call: the reports (own credential) and
 #: introspection, which reveals nothing about anybody's viewers.  Calls inside
 #: system.multicall are checked one by one.

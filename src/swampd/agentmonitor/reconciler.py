@@ -277,10 +277,15 @@ class Reconciler:
             record = tx.get_run_by_id(seen.id)
             if record is None or record.epoch != seen.epoch or record.state != seen.state:
                 return True  # it moved under us: look again
+            if not lifecycle.confirm(tx, record, step):
+                return False  # no longer possible (the last slot was taken meanwhile)
             changed = False
             if step.remove_job and record.job_ref and not tx.has_pending(record, "remove"):
                 tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": step.status or "swampd",
                                               "force": step.force})
+                changed = True
+            if step.submit and not tx.has_pending(record, "submit"):
+                tx.enqueue(record, "submit")
                 changed = True
             if step.state is not None:
                 if int(step.state) in lifecycle.going_down and not record.stop_requested_at:

@@ -59,6 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("project")
         p.add_argument("viewer")
+
+    runs = sub.add_parser("runs", help="list assessment runs")
+    runs.add_argument("--state", default=None, help="only runs in this state (QUEUED, RUNNING, FINISHED, ...)")
+    runs.add_argument("--project", default=None, help="only runs of this project")
+    run = sub.add_parser("run", help="show one assessment run and its history")
+    run.add_argument("execrunid")
+    assess = sub.add_parser("assess", help="assess a package with a configured tool, without SWAMP's database")
+    assess.add_argument("package", help="the package archive (under [assessments] package_roots)")
+    assess.add_argument("--tool", required=True, help="a configured [tools.NAME]")
+    assess.add_argument("--name", default="", help="the package's name (default: the archive's)")
+    assess.add_argument("--version", default="", help="the package's version")
+    assess.add_argument("--type", default="", help="SWAMP's package type, e.g. C/C++")
+    assess.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                        help="wait until the run has ended and print its outcome and weakness count")
+    sub.add_parser("pause", help="SWAMP off: assessment runs are accepted and queue")
+    sub.add_parser("resume", help="SWAMP on: queued assessment runs take slots again")
     return parser
 
 
@@ -187,10 +203,21 @@ def _client(args: argparse.Namespace) -> int:
         elif args.command == "stop":
             _print_record(api.stopViewer(args.project, args.viewer))
         elif args.command == "history":
-            for h in api.viewerHistory(args.project, args.viewer):
-                moved = f"{h.get('from_state_name', '-')} -> {h['state_name']}"
-                why = f"  ({h['reason']})" if h.get("reason") and h["reason"] != h["status"] else ""
-                print(f"{h['at']}  epoch {h['epoch']:<3} {moved:<30} {h['source']:<12} {h['status']}{why}")
+            _print_history(api.viewerHistory(args.project, args.viewer))
+        elif args.command == "runs":
+            filters = {k: v for k, v in (("state", args.state), ("projectid", args.project)) if v}
+            _print_runs(api.listRuns(filters))
+        elif args.command == "run":
+            run = api.getRun(args.execrunid)
+            _print_fields(run, ("execrunid", "kind", "state_name", "status", "epoch", "tool", "outcome",
+                                "weaknesses", "queued_at", "started_at", "finished_at", "results_dir", "job"))
+            if run["state"]:
+                _print_history(api.runHistory(args.execrunid))
+        elif args.command == "assess":
+            return _assess(api, args)
+        elif args.command in ("pause", "resume"):
+            answer = api.pauseRuns() if args.command == "pause" else api.resumeRuns()
+            print(f"assessments {'paused' if answer['paused'] else 'resumed'}; {answer['queued']} queued")
     except xmlrpc.client.Fault as fault:
         print(f"swampd: {fault.faultString} (fault {fault.faultCode})", file=sys.stderr)
         return EXIT_ERROR
@@ -198,6 +225,55 @@ def _client(args: argparse.Namespace) -> int:
         print(f"swampd: cannot reach the daemon at {url}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     return EXIT_OK
+
+
+def _assess(api: Any, args: argparse.Namespace) -> int:
+    import os
+
+    package = os.path.abspath(args.package)
+    run = api.assess({"package_path": package, "tool": args.tool,
+                      "package_name": args.name or os.path.basename(package).split(".tar")[0].split(".zip")[0],
+                      "package_version": args.version, "package_type": args.type})
+    print(f"run {run['execrunid']} accepted: {run['status']}")
+    if args.wait is None:
+        return EXIT_OK
+    import time
+
+    deadline = time.monotonic() + args.wait
+    while run["state_name"] not in ("FINISHED", "FAILED", "TERMINATED", "TERMINATE_FAILED"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            print(f"swampd: run {run['execrunid']} not done within {args.wait:g}s: {run['status']}",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        run = api.waitRun(run["execrunid"], min(left, 20.0))  # slices shorter than the 30 s timeout
+    print(f"{run['state_name']}: {run['status']}")
+    if run["state_name"] == "FINISHED":
+        print(f"weaknesses: {run['weaknesses']}")
+        for role in ("scarf", "report"):
+            if role in run.get("files", {}):
+                print(f"{role}: {run['files'][role]}")
+    return EXIT_OK if run["state_name"] == "FINISHED" else EXIT_ERROR
+
+
+def _print_history(history: list[dict[str, Any]]) -> None:
+    for h in history:
+        moved = f"{h.get('from_state_name', '-')} -> {h['state_name']}"
+        why = f"  ({h['reason']})" if h.get("reason") and h["reason"] != h["status"] else ""
+        print(f"{h['at']}  epoch {h['epoch']:<3} {moved:<30} {h['source']:<12} {h['status']}{why}")
+
+
+def _print_runs(rows: list[dict[str, Any]]) -> None:
+    print(f"{'RUN':<38} {'KIND':<5} {'EPOCH':>5} {'STATE':<12} {'TOOL':<10} {'WEAK':>5} STATUS")
+    for r in rows:
+        print(f"{r['execrunid']:<38} {r['kind']:<5} {r['epoch']:>5} {r['state_name']:<12} {r['tool']:<10} "
+              f"{r['weaknesses']:>5} {r['status']}")
+
+
+def _print_fields(r: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in r:
+            print(f"{key:<11} {r[key]}")
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -208,10 +284,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _print_record(r: dict[str, Any]) -> None:
-    for key in ("execrunid", "state_name", "status", "epoch", "url", "vmip", "url_uuid", "updated",
-                "job", "stale", "last_seen"):
-        if key in r:
-            print(f"{key:<11} {r[key]}")
+    _print_fields(r, ("execrunid", "state_name", "status", "epoch", "url", "vmip", "url_uuid", "updated",
+                      "job", "stale", "last_seen"))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ the reading of a file; this package re-exports what the rest of swampd uses.
 from __future__ import annotations
 
 from swampd.config.model import (
+    MachineConfig,
+    AssessmentsConfig,
     ALLOWED_UNIVERSES,
     DEFAULT_UNIVERSE,
     UNIVERSES,
@@ -42,7 +44,7 @@ from swampd.config.model import (
 from swampd.config.parse import load_config, parse_config
 
 __all__ = [
-    "ALLOWED_UNIVERSES", "DEFAULT_UNIVERSE", "UNIVERSES", "CODEDX_AUTH", "COMMAND_PLACEHOLDERS", "DEFAULT_PORT", "DEFAULT_VIEWER_VERSIONS", "PLACEHOLDER_RE",
+    "ALLOWED_UNIVERSES", "MachineConfig", "AssessmentsConfig", "DEFAULT_UNIVERSE", "UNIVERSES", "CODEDX_AUTH", "COMMAND_PLACEHOLDERS", "DEFAULT_PORT", "DEFAULT_VIEWER_VERSIONS", "PLACEHOLDER_RE",
     "PLATFORMS", "SCHEDULERS", "AgentMonitorConfig", "CodeDxConfig", "Config", "ConfigError",
     "HTCondorConfig", "MariaDBConfig", "NativeConfig", "SchedulerConfig", "TOOL_PLACEHOLDERS", "ToolConfig", "ViewerConfig", "config_path_from", "daemon_url",
     "default_state_dir", "fill_placeholders", "is_loopback", "load_config", "parse_config",

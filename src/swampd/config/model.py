@@ -141,26 +141,18 @@ class HTCondorConfig:
     viewer_port: int = 8443
 
 
-@dataclass(frozen=True)
-class ViewerConfig:
-    name: str
-    platform: str = "process"
-    command: tuple[str, ...] = ("{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1")
-    ready_timeout: float = 600.0
-    idle_timeout: float = 3600.0
-    max_lifetime: float = 28800.0
-    #: How the user's URL is made from the reported address.
-    url_template: str = "http://{vmip}/"
-    #: Path the process platform probes before it calls the viewer up.
-    probe_path: str = "/"
+@dataclass(frozen=True, kw_only=True)
+class MachineConfig:
+    """How a machine runs: the settings viewers and assessments share (BOG ``swampd_vm_*`` and the job)."""
+
     #: HTCondor universe ("vm", "docker", "vanilla"); empty: the platform's usual one.
     universe: str = ""
-    #: Container image (docker platform).
+    #: Container image (docker platform) or the platform qcow2's absolute path (vm).
     image: str = ""
-    #: Memory (MB) and CPUs of the viewer machine.
+    #: Memory (MB) and CPUs of the machine.
     memory: int = 6144
     cpus: int = 2
-    # -- vm platform (vruntask through libvirt; image is the platform qcow2's absolute path)
+    # -- vm platform (vruntask through libvirt)
     libvirt_uri: str = "qemu:///system"
     #: "kvm" in production; "qemu" is software emulation (TCG), for hosts without KVM.
     domain_type: str = "kvm"
@@ -172,15 +164,66 @@ class ViewerConfig:
     cmdline: str = ""
     #: Seconds from VM start until the guest must have written its address.
     boot_timeout: float = 300.0
-    #: Seconds a guest has to power off (and save its database) after the ACPI request.
+    #: Seconds a guest has to power off (and save its work) after the ACPI request.
     shutdown_timeout: float = 300.0
     #: Size of the empty output disk, MiB (SWAMP: 3 GiB).
     output_disk_mib: int = 3072
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewerMachine(MachineConfig):
+    """(kw_only base for ViewerConfig: its name stays the one positional field)."""
+
+
+@dataclass(frozen=True)
+class ViewerConfig(ViewerMachine):
+    name: str
+    platform: str = "process"
+    command: tuple[str, ...] = ("{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1")
+    ready_timeout: float = 600.0
+    idle_timeout: float = 3600.0
+    max_lifetime: float = 28800.0
+    #: How the user's URL is made from the reported address.
+    url_template: str = "http://{vmip}/"
+    #: Path the process platform probes before it calls the viewer up.
+    probe_path: str = "/"
     #: Base of the viewer's props file (the API key is appended); empty: the key alone.
     props_file: str = ""
     #: Where saved viewer databases go: <viewer_store>/<project>/V-Runs/<viewer_uuid>/
     #: (SWAMP: /swamp/SCAProjects); empty: <state_dir>/SCAProjects.
     viewer_store: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssessmentsConfig(MachineConfig):
+    """``[assessments]``: how assessment runs (ARuns, MRuns) are run and scheduled."""
+
+    #: "process" (the tool's command on this host) or "vm" (an assessment image).
+    platform: str = "process"
+    #: At most this many assessments run at once (SWAMP's slots); 0: no limit of our own.
+    max_concurrent: int = 2
+    #: A run whose status.out asks for a retry runs again, at most this many more times (SWAMP: 3).
+    max_retries: int = 3
+    #: Seconds a submitted run may wait for the scheduler to start it.
+    queue_timeout: float = 86400.0
+    #: Seconds beyond the tool's run_timeout a started run may take before it is ended.
+    run_margin: float = 600.0
+    #: Seconds the results of a run may take to be collected and stored.
+    collect_timeout: float = 1800.0
+    #: Where package and tool archives named by a run may be (empty: <state_dir>/packages).
+    package_roots: tuple[str, ...] = ()
+    #: The execute nodes' results folders (BOG ``resultsfolder``; empty: <state_dir>/results).
+    results_dir: str = ""
+    #: Where results are stored for the database: <project_store>/<project>/A-Results/<uuid>/
+    #: (SWAMP: /swamp/SCAProjects; empty: <state_dir>/SCAProjects).
+    project_store: str = ""
+    #: Metric runs' results: <metric_store>/<M-id>/ (SWAMP: /swamp/store/SCAPackages/Metrics).
+    metric_store: str = ""
+    #: Seconds a finished run's job directory is kept once its results are stored.
+    job_retention: float = 0.0
+    #: HTCondor accounting group and priority of assessment jobs (SWAMP: group_assessment, 0).
+    accounting_group: str = "group_assessment"
+    priority: int = 0
 
 
 #: SWAMP's viewer_version_uuid of each viewer (viewer_store seed rows), for launch history rows.
@@ -306,6 +349,7 @@ class Config:
     htcondor: HTCondorConfig = field(default_factory=HTCondorConfig)
     native: NativeConfig = field(default_factory=NativeConfig)
     tools: dict[str, ToolConfig] = field(default_factory=default_tools)
+    assessments: AssessmentsConfig = field(default_factory=AssessmentsConfig)
 
     @property
     def viewer_names(self) -> frozenset[str]:

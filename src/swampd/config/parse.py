@@ -11,6 +11,7 @@ from typing import Any
 from swampd.config import checks
 from swampd.config.model import (
     ALLOWED_UNIVERSES,
+    AssessmentsConfig,
     UNIVERSES,
     CODEDX_AUTH,
     PLATFORMS,
@@ -49,7 +50,7 @@ def load_config(path: str | None) -> Config:
 def parse_config(data: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the bad key."""
     checks.no_unknown(data, {"agentmonitor", "scheduler", "viewers", "mariadb", "codedx", "htcondor",
-                                  "native", "tools"}, source, "")
+                                  "native", "tools", "assessments"}, source, "")
     am = checks.section(data, "agentmonitor", source)
     sc = checks.section(data, "scheduler", source)
     agentmonitor = AgentMonitorConfig(
@@ -120,8 +121,9 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     htcondor = _htcondor(data["htcondor"], source) if "htcondor" in data else HTCondorConfig()
     native = _native(data["native"], source) if "native" in data else NativeConfig()
     tools = _tools(data["tools"], source) if "tools" in data else default_tools()
+    assessments = _assessments(data["assessments"], source) if "assessments" in data else AssessmentsConfig()
     return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor, native=native,
-                  tools=tools)
+                  tools=tools, assessments=assessments)
 
 
 _TOOL_TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
@@ -289,30 +291,64 @@ def _viewer(name: str, table: Any, source: str) -> ViewerConfig:
         "max_lifetime": ((int, float), checks.positive),
         "url_template": (str, checks.url_template),
         "probe_path": (str, checks.probe_path),
-        "universe": (str, checks.one_of(UNIVERSES)),
-        "image": (str, checks.matches(_IMAGE_RE, "an image reference (registry/name:tag)", empty_ok=True)),
-        "memory": (int, checks.positive),
-        "cpus": (int, checks.positive),
-        "libvirt_uri": (str, checks.nonempty),
-        "domain_type": (str, checks.one_of(("kvm", "qemu"))),
-        "network": (str, checks.matches(_NETWORK_RE, "none, user, network:NAME, bridge:NAME or tap:DEV")),
-        "kernel": (str, checks.absolute_or_empty),
-        "initrd": (str, checks.absolute_or_empty),
-        "cmdline": (str, checks.one_line),
-        "boot_timeout": ((int, float), checks.positive),
-        "shutdown_timeout": ((int, float), checks.positive),
-        "output_disk_mib": (int, checks.positive),
         "props_file": (str, checks.absolute_or_empty),
         "viewer_store": (str, checks.absolute_or_empty),
+        **MACHINE_FIELDS,
     })
-    if values.get("platform") == "vm" and not str(values.get("image", "")).startswith("/"):
-        raise ConfigError(f"{source}: {where}.image: a vm viewer needs the absolute path of its platform image")
     if "command" in values:
         values["command"] = tuple(values["command"])
-    viewer = ViewerConfig(name, **values)
-    if viewer.universe and viewer.universe not in ALLOWED_UNIVERSES[viewer.platform]:
+    return _machine_checked(ViewerConfig(name, **values), source, where)
+
+
+#: The keys of how a machine runs, shared by [viewers.NAME] and [assessments].
+MACHINE_FIELDS: dict[str, Any] = {
+    "universe": (str, checks.one_of(UNIVERSES)),
+    "image": (str, checks.matches(_IMAGE_RE, "an image reference (registry/name:tag)", empty_ok=True)),
+    "memory": (int, checks.positive),
+    "cpus": (int, checks.positive),
+    "libvirt_uri": (str, checks.nonempty),
+    "domain_type": (str, checks.one_of(("kvm", "qemu"))),
+    "network": (str, checks.matches(_NETWORK_RE, "none, user, network:NAME, bridge:NAME or tap:DEV")),
+    "kernel": (str, checks.absolute_or_empty),
+    "initrd": (str, checks.absolute_or_empty),
+    "cmdline": (str, checks.one_line),
+    "boot_timeout": ((int, float), checks.positive),
+    "shutdown_timeout": ((int, float), checks.positive),
+    "output_disk_mib": (int, checks.positive),
+}
+
+
+def _machine_checked(machine: Any, source: str, where: str) -> Any:
+    """A vm machine names its image by absolute path, and a universe must be able to run the platform."""
+    if machine.platform == "vm" and not machine.image.startswith("/"):
+        raise ConfigError(f"{source}: {where}.image: the vm platform needs the absolute path of its image")
+    if machine.universe and machine.universe not in ALLOWED_UNIVERSES[machine.platform]:
         raise ConfigError(
-            f"{source}: {where}.universe: the {viewer.platform} platform runs in the "
-            f"{' or '.join(ALLOWED_UNIVERSES[viewer.platform])} universe, not {viewer.universe}"
+            f"{source}: {where}.universe: the {machine.platform} platform runs in the "
+            f"{' or '.join(ALLOWED_UNIVERSES[machine.platform])} universe, not {machine.universe}"
         )
-    return viewer
+    return machine
+
+
+def _assessments(table: Any, source: str) -> AssessmentsConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: assessments: must be a table")
+    values = checks.fields(table, source, "assessments", {
+        "platform": (str, checks.one_of(("process", "vm"))),
+        "max_concurrent": (int, checks.not_negative),
+        "max_retries": (int, checks.not_negative),
+        "queue_timeout": ((int, float), checks.positive),
+        "run_margin": ((int, float), checks.not_negative),
+        "collect_timeout": ((int, float), checks.positive),
+        "package_roots": (list, checks.absolute_paths),
+        "results_dir": (str, checks.absolute_or_empty),
+        "project_store": (str, checks.absolute_or_empty),
+        "metric_store": (str, checks.absolute_or_empty),
+        "job_retention": ((int, float), checks.not_negative),
+        "accounting_group": (str, checks.matches(_CONDOR_NAME_RE, "letters, digits, '_', '.', '-'")),
+        "priority": (int, None),
+        **MACHINE_FIELDS,
+    })
+    if "package_roots" in values:
+        values["package_roots"] = tuple(os.path.normpath(v) for v in values["package_roots"])
+    return _machine_checked(AssessmentsConfig(**values), source, "assessments")

@@ -13,8 +13,9 @@ from pathlib import Path
 from swampd.bog import format_bog, write_private
 from swampd.config import Config
 from swampd.launchpad.jobs import JobDescription, Scheduler
+from swampd.launchpad.assessment_job import AssessmentJobError, assessment_job, build_assessment_bog
 from swampd.launchpad.viewer_job import build_viewer_bog, viewer_job
-from swampd.store.records import RunRecord, ViewerRecord
+from swampd.store.records import AssessmentRecord, RunRecord, ViewerRecord
 
 
 class LaunchRefused(Exception):
@@ -45,6 +46,12 @@ class LaunchPad:
             bog = build_viewer_bog(record, viewer, self.agentmonitor_url, self.agentmonitor_ca,
                                    viewer_store=str(self.jobs_root.parent / "SCAProjects"))
             return viewer_job(record, viewer, self.jobs_root), bog
+        if isinstance(record, AssessmentRecord):
+            try:
+                bog = build_assessment_bog(record, config, self.agentmonitor_url, self.agentmonitor_ca)
+                return assessment_job(record, config, self.jobs_root), bog
+            except AssessmentJobError as exc:
+                raise LaunchRefused(str(exc)) from None
         raise LaunchRefused(f"no job builder for run kind {record.kind!r}")
 
     def submit(self, record: RunRecord, config: Config) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from swampd.config import DEFAULT_UNIVERSE, ViewerConfig
 from swampd.jobdir import TOKEN_FILE, bog_file_name
 from swampd.launchpad.jobs import AttributeValue, JobDescription
+from swampd.launchpad.machine import machine_bog
 from swampd.store.records import ViewerRecord
 
 
@@ -46,18 +47,7 @@ def build_viewer_bog(record: ViewerRecord, viewer: ViewerConfig, agentmonitor_ur
         "swampd_probe_path": viewer.probe_path,
         "swampd_viewer_command": json.dumps(list(viewer.command)),
         # the vm platform's keys (vruntask prepare/run/finish)
-        "platform_image": viewer.image,
-        "swampd_libvirt_uri": viewer.libvirt_uri,
-        "swampd_vm_domain_type": viewer.domain_type,
-        "swampd_vm_memory": str(viewer.memory),
-        "swampd_vm_cpus": str(viewer.cpus),
-        "swampd_vm_network": viewer.network,
-        "swampd_vm_kernel": viewer.kernel,
-        "swampd_vm_initrd": viewer.initrd,
-        "swampd_vm_cmdline": viewer.cmdline,
-        "swampd_boot_timeout": f"{viewer.boot_timeout:g}",
-        "swampd_shutdown_timeout": f"{viewer.shutdown_timeout:g}",
-        "swampd_output_disk_mib": str(viewer.output_disk_mib),
+        **machine_bog(viewer),
         "swampd_props_file": viewer.props_file,
         "swampd_viewer_store": viewer.viewer_store or viewer_store,
     }

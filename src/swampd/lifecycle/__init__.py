@@ -7,9 +7,10 @@ it in ``LIFECYCLES``.
 from __future__ import annotations
 
 from swampd.lifecycle.base import ALIVE, GONE, JobFacts, JobView, Lifecycle, Step
+from swampd.lifecycle.assessment import ARUN, MRUN
 from swampd.lifecycle.viewer import VIEWER
 
-LIFECYCLES: dict[str, Lifecycle] = {VIEWER.kind: VIEWER}
+LIFECYCLES: dict[str, Lifecycle] = {lc.kind: lc for lc in (VIEWER, ARUN, MRUN)}
 
 
 def lifecycle_of(kind: str) -> Lifecycle:

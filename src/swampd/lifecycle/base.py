@@ -60,6 +60,8 @@ class Step:
     status: str
     remove_job: bool = False
     force: bool = False
+    #: Hand the current launch's job to the scheduler (a queued run admitted to a slot).
+    submit: bool = False
 
 
 def removal(job: JobFacts, now: float, leave_time: float) -> Step | None:
@@ -101,6 +103,9 @@ class Lifecycle(Protocol):
 
     def next_step(self, record: Any, job: JobFacts, now: float, timing: Any) -> Step | None:
         """The one step to take now, or None when the run is where it should be."""
+
+    def confirm(self, tx: Any, record: Any, step: Step) -> bool:
+        """Inside the transaction that applies ``step``: may it still be taken (a slot still free)?"""
 
     def wake_at(self, record: Any, job: JobFacts, timing: Any) -> float | None:
         """When a deadline of this run next falls due (None: none runs), so the reconciler looks

@@ -183,6 +183,10 @@ class ViewerLifecycle:
         deadlines, remove_held = timing
         return next_step(self._facts(record, job), deadlines, now, remove_held)
 
+    @staticmethod
+    def confirm(tx: Any, record: Any, step: Step) -> bool:
+        return True
+
     def wake_at(self, record: Any, job: JobFacts, timing: tuple[Deadlines, bool]) -> float | None:
         return next_deadline(self._facts(record, job), timing[0])
 

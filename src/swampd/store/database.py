@@ -111,6 +111,26 @@ class _Reader:
         keys = ("id", "epoch", "viewer_uuid", "path", "checksum", "platform", "version")
         return dict(zip(keys, row)) if row else None
 
+    def count_runs(self, kinds: Iterable[str], states: Iterable[int], tool: str | None = None) -> int:
+        """How many runs of ``kinds`` are in ``states`` (and, for assessments, of ``tool``)."""
+        kinds, codes = list(kinds), [int(s) for s in states]
+        sql = (f"SELECT COUNT(*) FROM runs r WHERE r.kind IN ({', '.join('?' for _ in kinds)})"
+               f" AND r.state IN ({', '.join('?' for _ in codes)})")
+        params: list[Any] = [*kinds, *codes]
+        if tool is not None:
+            sql += " AND EXISTS (SELECT 1 FROM assessment_runs a WHERE a.run_id = r.id AND a.tool = ?)"
+            params.append(tool)
+        return int(self._conn.execute(sql, params).fetchone()[0])
+
+    def queued_assessments(self, state: int, limit: int) -> list[int]:
+        """Ids of assessment runs in ``state`` whose inputs are ready, in the order they get slots:
+        ARuns before MRuns (SWAMP ran metrics last), then first come, first served."""
+        rows = self._conn.execute(
+            "SELECT r.id FROM runs r JOIN assessment_runs a ON a.run_id = r.id"
+            " WHERE r.kind IN ('arun', 'mrun') AND r.state = ? AND a.bog != ''"
+            " ORDER BY r.kind = 'mrun', r.id LIMIT ?", (int(state), limit)).fetchall()
+        return [r[0] for r in rows]
+
     def has_pending(self, record: RunRecord, effect: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM outbox WHERE run_id = ? AND epoch = ? AND effect = ? AND done_at IS NULL",
@@ -143,7 +163,7 @@ class Transaction(_Reader):
         self.transitions.append((record.kind, from_state, record.state, record.launched_at, self._clock()))
         self._history(record, from_state, source, reason or status)
         for effect in self._change_effects.get(record.kind, ()):
-            self.enqueue(record, effect, {"state": record.state})
+            self.enqueue(record, effect, {"state": record.state, "status": record.status, "from_state": from_state})
 
     # -- runs ---------------------------------------------------------------
     def put_run(self, record: RunRecord) -> None:
@@ -221,6 +241,9 @@ class Transaction(_Reader):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (record.id, epoch, viewer_uuid, path, checksum, platform, version, self._clock()))
         return int(cur.lastrowid or 0)
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
     def add_results(self, record: RunRecord, results: list[dict[str, Any]]) -> None:
         """Keep the results a launch must upload; the daemon owns them from now on."""
@@ -371,6 +394,11 @@ class Store(_Reader):
                     f" AND state IN ({', '.join('?' for _ in codes)})", (kind, *chunk, *codes)).fetchall()
                 found += [r[0] for r in rows]
         return found
+
+    def meta(self, name: str, default: str = "") -> str:
+        """A daemon-wide setting kept in the registry (whether SWAMP is paused)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else default
 
     def ids_by_launch(self, launch_ids: Iterable[str]) -> list[int]:
         """Ids of runs whose current launch is one of ``launch_ids``, whatever their state."""

@@ -111,8 +111,55 @@ class ViewerRecord(RunRecord):
         return ViewerState(self.state)
 
 
+@dataclass(kw_only=True)
+class AssessmentRecord(RunRecord):
+    """An assessment run (ARun): a tool assesses a package once, retried as new launches.
+
+    ``bog`` holds SWAMP's BOG keys of the run (from ``assessment.exec_run_view``,
+    or made from ``swampd assess``'s arguments) as JSON; ``results`` what the
+    execute node reported of the current launch (``runreports.RunResults``);
+    ``result_uuid`` the id its stored results carry in the database (kept so
+    that a save repeated after a crash is the same save).
+    """
+
+    KIND: ClassVar[str] = "arun"
+    DETAIL_TABLE: ClassVar[str] = "assessment_runs"
+
+    execrunid: str = ""
+    #: "database" (execute_execution_record) or "cli" (swampd assess).
+    source: str = "database"
+    tool: str = ""
+    package_path: str = ""
+    package_sha512: str = ""
+    tool_path: str = ""
+    tool_sha512: str = ""
+    #: SWAMP's BOG keys (JSON object); "" until read from the database.
+    bog: str = ""
+    notify: bool = False
+    #: The node's runResults of the current launch (JSON), "" until they came.
+    results: str = ""
+    result_uuid: str = ""
+    outcome: str = ""
+    weaknesses: int = -1
+    queued_at: float = 0.0
+    started_at: float = 0.0
+    collecting_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return self.execrunid
+
+
+@dataclass(kw_only=True)
+class MetricRecord(AssessmentRecord):
+    """A metric run (MRun, ``M-`` ids): an assessment whose results go to the metric tables."""
+
+    KIND: ClassVar[str] = "mrun"
+
+
 #: Every kind of run the registry holds, by kind.
-RECORD_KINDS: dict[str, type[RunRecord]] = {ViewerRecord.KIND: ViewerRecord}
+RECORD_KINDS: dict[str, type[RunRecord]] = {cls.KIND: cls for cls in (ViewerRecord, AssessmentRecord, MetricRecord)}
 
 #: The columns of ``runs`` (the base record's fields).
 RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RunRecord))

@@ -51,6 +51,26 @@ SCHEMA: tuple[str, ...] = (
         ready_at REAL NOT NULL,
         last_request_at REAL NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS assessment_runs (
+        run_id INTEGER PRIMARY KEY REFERENCES runs (id),
+        execrunid TEXT NOT NULL,
+        source TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        package_path TEXT NOT NULL,
+        package_sha512 TEXT NOT NULL,
+        tool_path TEXT NOT NULL,
+        tool_sha512 TEXT NOT NULL,
+        bog TEXT NOT NULL,
+        notify INTEGER NOT NULL,
+        results TEXT NOT NULL,
+        result_uuid TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        weaknesses INTEGER NOT NULL,
+        queued_at REAL NOT NULL,
+        started_at REAL NOT NULL,
+        collecting_at REAL NOT NULL,
+        finished_at REAL NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS launches (
         run_id INTEGER NOT NULL REFERENCES runs (id),
         epoch INTEGER NOT NULL,
