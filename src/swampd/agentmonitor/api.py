@@ -87,9 +87,15 @@ class AgentMonitorAPI:
         key = self._key(projectid, viewer)
         return self.service.wait(*key, v.viewer_state(state), v.seconds(timeout, "timeout", MAX_WAIT))
 
-    def stopViewer(self, projectid: Any, viewer: Any) -> dict[str, Any]:
-        """stopViewer(projectid, viewer) -> struct.  Idempotent; cancels a launch in progress."""
-        return self.service.stop(*self._key(projectid, viewer))
+    def stopViewer(self, projectid: Any, viewer: Any, hard: Any = False) -> dict[str, Any]:
+        """stopViewer(projectid, viewer, [hard]) -> struct.  Idempotent; cancels a launch in progress.
+
+        Graceful by default (the viewer shuts down and saves its database);
+        ``hard`` true removes its job at once, as SWAMP's ``kill_run --hard``.
+        """
+        if not isinstance(hard, bool):
+            raise v.bad("hard must be a boolean")
+        return self.service.stop(*self._key(projectid, viewer), hard=hard)
 
     def viewerHistory(self, projectid: Any, viewer: Any) -> list[dict[str, Any]]:
         """viewerHistory(projectid, viewer) -> array of {at, epoch, state, state_name, status, source}."""

@@ -178,7 +178,7 @@ class ViewerService:
         return [self.to_struct(r) for r in self.store.list_viewers()]
 
     # -- stop --------------------------------------------------------------
-    def stop(self, projectid: str, viewer: str, reason: str = "stopped by request") -> dict[str, Any]:
+    def stop(self, projectid: str, viewer: str, reason: str = "stopped by request", hard: bool = False) -> dict[str, Any]:
         now = time.time()
         with self.store.transaction() as tx:
             record = tx.get_viewer(projectid, viewer)
@@ -189,8 +189,9 @@ class ViewerService:
                 record.stop_requested_at = now
                 tx.transition(record, int(ViewerState.TERMINATING), "Terminating", "api", reason)
                 # Whether or not a job was recorded: one may run that a crash kept from the record.
-                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason})
-                log.info("%s: stop requested (%s)", record.execrunid, reason, extra=run_fields(record))
+                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason, "force": hard})
+                log.info("%s: stop requested (%s%s)", record.execrunid, reason, ", hard" if hard else "",
+                         extra=run_fields(record))
             else:
                 tx.put_run(record)
         self.reconciler.enqueue(record.id)

@@ -1,8 +1,10 @@
-"""``kill_run``: the drop-in for SWAMP's kill entry point, for viewers.
+"""``kill_run``: the drop-in for SWAMP's kill entry point, for assessment runs and viewers.
 
 ``assessment.kill_assessment_run`` runs ``kill_run --execution_record_uuid
 '<uuid>' --hard '<flag>'`` through ``sys_exec`` and only tests the exit
-status: 0 becomes ``SUCCESS``, anything else ``ERROR``.  For a viewer the
+status: 0 becomes ``SUCCESS``, anything else ``ERROR``.  An assessment run's
+uuid (``M-`` for metric runs) kills that run: its job removed, Terminating
+then Terminated, ``complete_flag`` set.  For a viewer the
 "execution record uuid" is the project uuid (SWAMP's kill_run matched it
 with ``regexp()`` against the viewer job's run id), so this stops every
 viewer of that project that is launching or running; a full viewer run id
@@ -10,8 +12,9 @@ viewer of that project that is launching or running; a full viewer run id
 project with nothing running is a success.
 
 ``--hard`` is accepted in every form PHP sends (``1``, ``0``, ``''``,
-true/false).  SWAMP carried it through and ignored it; swampd's stop is
-always polite first (TERM, then KILL after ``scheduler.stop_grace``).
+true/false): as SWAMP meant it, the stop is graceful (the guest shuts down
+and saves its database) unless ``--hard`` is given and not false, which
+removes the job at once.
 
 Output: one line on stdout, ``SUCCESS: …`` or ``ERROR: …`` (under
 ``sys_exec`` it lands in the server's log, so it is kept to one line).
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Stop the viewers of a project (SWAMP kill_run drop-in).")
     p.add_argument("--execution_record_uuid", required=True,
                    help="project uuid (as kill_assessment_run passes it for viewers) or vrun_<project>_<viewer>")
-    p.add_argument("--hard", default="", help="accepted for compatibility; the stop is always TERM then KILL")
+    p.add_argument("--hard", default="", help="1/true: remove the job at once; empty, 0 or false: a graceful stop")
     p.add_argument("--config", default=None, help="swampd configuration file (else SWAMPD_CONFIG, /etc/swampd)")
     p.add_argument("--url", default=None, help="AgentMonitor URL (else SWAMPD_URL, the config, the default)")
     return p
@@ -54,6 +57,11 @@ def targets(uuid: str, viewers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if uuid.startswith("vrun_"):
         return [v for v in viewers if v["execrunid"] == uuid]
     return [v for v in viewers if v["projectid"] == uuid]
+
+
+def is_hard(value: str) -> bool:
+    """PHP sends 1, 0, '' or true/false (and the database NULL): hard only when given and not false."""
+    return value.strip().lower() not in ("", "0", "false", "no", "null", "none")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,11 +83,18 @@ def _main(argv: list[str] | None) -> int:
     target = resolve(args.url, client_config(args.config))
     url = target.url
     api = connect(*target, timeout=30.0).agentMonitor
+    hard = is_hard(args.hard)
     try:
+        if not uuid.startswith("vrun_"):
+            run = api.getRun(uuid)
+            if run["state"] != 0:
+                run = api.killRun(uuid, hard)
+                say(f"SUCCESS: {uuid} {run['state_name'].lower()}{' (hard)' if hard else ''}")
+                return EXIT_OK
         chosen = targets(uuid, api.listViewers())
         running = [v for v in chosen if v["state"] in RUNNING_STATES]
         for viewer in running:
-            api.stopViewer(viewer["projectid"], viewer["viewer"])
+            api.stopViewer(viewer["projectid"], viewer["viewer"], hard)
     except xmlrpc.client.Fault as fault:
         say(f"ERROR: {fault.faultString} (fault {fault.faultCode})")
         return EXIT_ERROR
@@ -88,9 +103,11 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_UNREACHABLE
     if running:
         names = ", ".join(v["execrunid"] for v in running)
-        say(f"SUCCESS: stopping {names}")
-    else:
+        say(f"SUCCESS: stopping {names}{' (hard)' if hard else ''}")
+    elif chosen:
         say(f"SUCCESS: no running viewer for {uuid}")
+    else:
+        say(f"SUCCESS: swampd knows no assessment run and no viewer for {uuid}")
     return EXIT_OK
 
 
