@@ -180,6 +180,9 @@ class AssessmentEffects:
                           f"{results.scarf_bugs} weaknesses" if results.scarf_bugs >= 0 else results.outcome)
             if current.notify and self.web is not None:
                 tx.enqueue(current, "notify")
+            # Its job directory goes once the results are stored, after the retention asked for.
+            tx.enqueue(current, "forget", {"launch_id": current.launch_id},
+                       not_before=time.time() + runs.job_retention)
         log.info("%s: %s (%s)", record.execrunid, results.outcome, f"{record.weaknesses} weaknesses")
 
     def _store_copies(self, record: AssessmentRecord, results: RunResults) -> dict[str, Any]:

@@ -204,12 +204,13 @@ class Transaction(_Reader):
                            (job_ref, submitted_at, record.id, record.epoch))
 
     # -- outbox ---------------------------------------------------------------
-    def enqueue(self, record: RunRecord, effect: str, payload: dict[str, Any] | None = None) -> int:
-        """Record a side effect to perform for ``record``'s current launch."""
+    def enqueue(self, record: RunRecord, effect: str, payload: dict[str, Any] | None = None,
+                not_before: float = 0.0) -> int:
+        """Record a side effect to perform for ``record``'s current launch (not before ``not_before``)."""
         cur = self._conn.execute(
             "INSERT INTO outbox (run_id, epoch, effect, payload, attempts, next_at, created_at)"
-            " VALUES (?, ?, ?, ?, 0, 0, ?)",
-            (record.id, record.epoch, effect, json.dumps(payload or {}), self._clock()))
+            " VALUES (?, ?, ?, ?, 0, ?, ?)",
+            (record.id, record.epoch, effect, json.dumps(payload or {}), not_before, self._clock()))
         return int(cur.lastrowid or 0)
 
     def complete(self, item_id: int) -> None:
