@@ -16,10 +16,11 @@ from typing import Any
 from condor_double import CollectorDouble, ScheddDouble
 
 from swampd.agentmonitor.ads import AdPublisher
-from swampd.agentmonitor.daemon import register_database_effects, tracked_jobs
+from swampd.agentmonitor.changes import ChangeFeed
+from swampd.agentmonitor.daemon import register_assessments, register_database_effects, tracked_jobs
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.service import LaunchRequest, ViewerService
-from swampd.config import AgentMonitorConfig, Config, HTCondorConfig, SchedulerConfig, ViewerConfig
+from swampd.config import AgentMonitorConfig, AssessmentsConfig, Config, HTCondorConfig, SchedulerConfig, ViewerConfig
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.htcondor import HTCondorScheduler
 from swampd.store import Store, ViewerRecord
@@ -48,7 +49,9 @@ def default_viewers() -> dict[str, ViewerConfig]:
 
 class World:
     def __init__(self, root: Path, condor: HTCondorConfig | None = None,
-                 viewers: dict[str, ViewerConfig] | None = None, advertise: bool = False) -> None:
+                 viewers: dict[str, ViewerConfig] | None = None, advertise: bool = False,
+                 assessments: AssessmentsConfig | None = None) -> None:
+        """``assessments``: also run assessment runs (``self.runs``), configured so."""
         self.root = root
         self.clock = Clock()
         self.condor = condor or HTCondorConfig(timeout=5.0)
@@ -57,8 +60,9 @@ class World:
         self.viewers = viewers or default_viewers()
         self.config = Config(
             AgentMonitorConfig(state_dir=root), SchedulerConfig(kind="htcondor", stop_grace=10.0),
-            self.viewers, htcondor=self.condor,
+            self.viewers, htcondor=self.condor, assessments=assessments or AssessmentsConfig(),
         )
+        self.with_assessments = assessments is not None
         self.store = Store(root / "registry.sqlite3", change_effects={"vrun": ("advertise",)} if advertise else {},
                            clock=self.clock)
         self.schedd = ScheddDouble(clock=self.clock)
@@ -74,6 +78,10 @@ class World:
         self.reconciler.register_handler("advertise", self.publisher.handle)
         self.service = ViewerService(self.store, self.reconciler, self.config)
         register_database_effects(self.reconciler, self.service, self.store, self.config, self.root)
+        if self.with_assessments:
+            changes = ChangeFeed()
+            self.runs = register_assessments(self.reconciler, self.store, self.config, changes)
+            self.store.on_commit = lambda ids: (changes.publish(ids), self.runs.admission.on_commit(ids))
 
     def restart(self) -> None:
         """A new daemon on the same registry and pool (nothing kept in memory)."""
