@@ -9,7 +9,7 @@ import sys
 import threading
 import xmlrpc.client
 
-from support.daemon import SRC, fault_code, wait_for, write_config
+from support.daemon import ROOT_JOBS, SRC, fault_code, wait_for, write_config
 
 
 def run_serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -146,7 +146,8 @@ def test_swampd_cli_commands(daemon):
 
 
 def test_port_in_use_is_a_clear_error(daemon, tmp_path):
-    out = run_serve("--state-dir", str(tmp_path / "other"), "--port", str(daemon.port))
+    config = write_config(tmp_path / "swampd.toml", {"scheduler": ROOT_JOBS})
+    out = run_serve("--config", str(config), "--state-dir", str(tmp_path / "other"), "--port", str(daemon.port))
     assert out.returncode == 1 and f"cannot listen on 127.0.0.1:{daemon.port}" in out.stderr
 
 
@@ -166,7 +167,8 @@ def test_a_daemon_built_but_never_started_closes_and_frees_its_state_dir(tmp_pat
     from swampd.config import load_config
 
     base = load_config(None)
-    config = replace(base, agentmonitor=replace(base.agentmonitor, port=0, state_dir=tmp_path / "s"))
+    config = replace(base, agentmonitor=replace(base.agentmonitor, port=0, state_dir=tmp_path / "s"),
+                     scheduler=replace(base.scheduler, **ROOT_JOBS))
     done = threading.Event()
     first = Daemon(config)
     threading.Thread(target=lambda: (first.close(), done.set()), daemon=True).start()

@@ -112,7 +112,7 @@ def test_the_unix_socket_lets_whom_its_mode_and_group_allow_call_without_a_token
     assert out.returncode == 3 and "Permission denied" in out.stderr, out.stdout
     out = as_user(NOBODY, NOGROUP, "swampd.cli.kill_run", "--config", str(client_config),
                   "--execution_record_uuid", "sock-p", "--hard", "1")
-    assert (out.returncode, out.stdout) == (0, "SUCCESS: stopping vrun_sock-p_CodeDX\n"), out.stdout + out.stderr
+    assert (out.returncode, out.stdout) == (0, "SUCCESS: stopping vrun_sock-p_CodeDX (hard)\n"), out.stdout + out.stderr
     wait_for(lambda: connect(f"unix:{sock}").agentMonitor.getViewer("sock-p", "CodeDX")["state"] == -7, 30,
              what="TERMINATED")
     assert [v["projectid"] for v in connect(f"unix:{sock}").agentMonitor.listViewers()] == ["sock-p"]
