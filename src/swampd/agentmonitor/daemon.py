@@ -148,7 +148,7 @@ def make_scheduler(config: Config, jobs_root: Path, store: Store | None = None) 
         try:  # the workloads' own user, never root unless the configuration says so (issue 13)
             user = runas.job_user(sched.run_as, sched.run_as_group, sched.allow_root_jobs)
         except runas.RunAsError as exc:
-            raise StartupError(str(exc), EXIT_IN_USE) from None
+            raise StartupError(str(exc)) from None
         runas.prepare_jobs_root(jobs_root, user)
         # Process jobs are supervised by a host agent inside this process (issue 10).
         return LocalScheduler(jobs_root, sched.stop_grace, host=HostAgent(sched.stop_grace, user))
