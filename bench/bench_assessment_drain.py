@@ -97,16 +97,14 @@ def main(argv: list[str]) -> int:
         for t in threads:
             t.join()
         queued = time.perf_counter() - start
-        api = daemon.rpc(timeout=120).agentMonitor
-        while True:
-            states = [r["state_name"] for r in api.listRuns({"kind": "arun"})]
-            if len(states) == n and all(s in ("FINISHED", "FAILED") for s in states):
-                break
-            time.sleep(0.5)
+        api = daemon.rpc(timeout=320).agentMonitor
+        for execrunid in ids:  # a long poll per run (roughly in the order they finish), not a busy listRuns
+            while api.waitRun(execrunid, 300)["state_name"] not in ("FINISHED", "FAILED"):
+                pass
         drained = time.perf_counter() - start
         own, children = (a - b for a, b in zip(cpu(pid), cpu_before))
-        failed = sum(s == "FAILED" for s in states)
         runs = api.listRuns({"kind": "arun"})
+        failed = sum(r["state_name"] == "FAILED" for r in runs)
         weaknesses = sum(r.get("weaknesses") or 0 for r in runs)
         rss = peak_rss_mib(pid)
     finally:
