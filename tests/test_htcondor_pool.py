@@ -71,7 +71,7 @@ def history_of(pool: Pool, key: str) -> list[Any]:
     return pool.schedd().history(f'SwampdKey == "{key}"', [
         "ClusterId", "ProcId", "JobStatus", "SwampdEpoch", "SwampdLaunchId", "Owner", "RemoveReason",
         "ExitCode", "ExitBySignal", "CompletionDate", "EnteredCurrentStatus", "HoldReason",
-        "HoldReasonCode"], match=20)
+        "HoldReasonCode", "LastHoldReason", "LastHoldReasonCode"], match=20)
 
 
 def remove_jobs(pool: Pool, constraint: str) -> None:
@@ -383,7 +383,9 @@ def test_a_relaunch_waits_for_the_previous_job_to_leave(
     assert seen_leaving, "the old job was never seen leaving (JobStatus 3)"
     assert waited >= 5  # the old viewer ignored TERM; vruntask waited before it killed it
     [gone] = [h for h in history_of(pool, key) if h["ClusterId"] == old["ClusterId"]]
-    assert gone["JobStatus"] == 3 and gone["RemoveReason"].startswith("swampd: relaunched")
+    # Removed once the launch ended (SHUTDOWN) or by the relaunch, in swampd's words, by the submit user.
+    assert gone["JobStatus"] == 3 and gone["RemoveReason"].startswith("swampd: ")
+    assert gone["RemoveReason"].endswith(f"(by user {old['Owner']})")
     assert new["QDate"] >= gone["EnteredCurrentStatus"]
     viewer = wait_state(daemon, projectid, {"READY"}, START_TIMEOUT, never={"ERROR"})
     assert viewer["epoch"] == 2 and answers(viewer["url"])
@@ -407,8 +409,10 @@ def test_a_held_job_ends_the_viewer_in_error_with_its_hold_reason_and_code(
     # on_hold = "remove": the held job is taken out, with the hold in its remove reason.
     wait_until(lambda: jobs_of(pool, key) == [], LEAVE_TIMEOUT, "the held job to be removed")
     [gone] = wait_until(lambda: history_of(pool, key), 30, "the held job in the history")
-    assert gone["HoldReasonCode"] == 3 and gone["HoldReason"] == expected
-    assert expected in gone["RemoveReason"]
+    # Removing a held job moves its hold to LastHoldReason*; the remove reason carries it too.
+    assert "HoldReason" not in gone and "HoldReasonCode" not in gone
+    assert gone["LastHoldReasonCode"] == 3 and gone["LastHoldReason"] == expected
+    assert gone["RemoveReason"] == f"{error['status']} (by user {gone['Owner']})"
 
 
 def schedd_address(pool: Pool) -> str:
