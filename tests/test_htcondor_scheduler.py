@@ -476,6 +476,7 @@ def test_the_daemon_wires_the_htcondor_scheduler_and_ads(tmp_path: Path, monkeyp
     daemon = daemon_module.Daemon(config)
     try:
         assert daemon.store.change_effects == {"vrun": ("advertise",)} and daemon.ad_refresher is not None
+        assert daemon.ad_publisher is not None and daemon.ad_publisher.collector is collector
         launched = daemon.service.launch(LaunchRequest("p1", "CodeDX", userid="u1", viewer_uuid="vi-1"))
         daemon.reconciler.process(daemon.store.get_viewer("p1", "CodeDX").id)
         wait_for(lambda: not daemon.reconciler.effects.busy(), 10)
