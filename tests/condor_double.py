@@ -202,12 +202,12 @@ class ScheddDouble:
     def address(self) -> str:
         return f"<127.0.0.1:{self.port}?addrs=127.0.0.1-{self.port}&alias=double>"
 
-    def _enter(self, method: str, port: int | None = None) -> None:
+    def _enter(self, method: str) -> None:
         self.calls[method] += 1
         if self.hang is not None:
             self.hang.wait()
-        if self.down or (port is not None and port != self.port):
-            self._unreachable(method, port if port is not None else self.port)
+        if self.down:
+            self._unreachable(method, self.port)
 
     @staticmethod
     def _unreachable(method: str, port: int) -> None:
@@ -239,14 +239,14 @@ class ScheddDouble:
 
     # -- submit --------------------------------------------------------------
     def submit(self, description: Any, count: int = 0, spool: bool = False, itemdata: Any = None,
-               queue: str | None = None, _port: int | None = None) -> SubmitResultDouble:
+               queue: str | None = None) -> SubmitResultDouble:
         if not isinstance(description, htcondor2.Submit):
             raise TypeError("description must be an htcondor2.Submit object")
         if queue is not None and count:
             raise ValueError("queue and count/itemdata are mutually exclusive")
         if itemdata is not None or queue is not None or spool:
             raise NotImplementedError("the double models plain submits only (no itemdata, queue or spool)")
-        self._enter("submit", _port)
+        self._enter("submit")
         # Exactly what Schedd.submit sends: key = value lines, then the queue statement.
         text = "".join(f"{key} = {value}\n" for key, value in description.items())
         text += "\nqueue " + description.getQArgs() + "\n"
@@ -348,10 +348,10 @@ class ScheddDouble:
         return classad2.ClassAd({name: ad.lookup(name) for name in projection if name in ad})
 
     def query(self, constraint: Any = "True", projection: list[str] = [], callback: Any = None,
-              limit: int = -1, opts: Any = None, _port: int | None = None) -> list[classad2.ClassAd]:
+              limit: int = -1, opts: Any = None) -> list[classad2.ClassAd]:
         if not isinstance(projection, list):
             raise TypeError("projection must be a list")
-        self._enter("query", _port)
+        self._enter("query")
         expr = self._constraint(constraint)
         self._apply_policies()
         with self._lock:
@@ -363,7 +363,7 @@ class ScheddDouble:
         return found
 
     def history(self, constraint: Any = None, projection: list[str] = [], match: int = -1,
-                since: Any = None, _port: int | None = None) -> list[classad2.ClassAd]:
+                since: Any = None) -> list[classad2.ClassAd]:
         if constraint is not None and str(constraint).strip():
             try:
                 expr = classad2.ExprTree(str(constraint))
@@ -371,14 +371,14 @@ class ScheddDouble:
                 raise ValueError("invalid constraint") from None  # as the bindings do, before connecting
         else:
             expr = classad2.ExprTree("true")
-        self._enter("history", _port)
+        self._enter("history")
         self._apply_policies()
         with self._lock:
             found = [self._project(ad, projection) for ad in self.history_ads if self._matches(expr, ad)]
         return found[:match] if match >= 0 else found
 
     # -- act -----------------------------------------------------------------
-    def act(self, action: Any, job_spec: Any, reason: Any = None, _port: int | None = None) -> classad2.ClassAd:
+    def act(self, action: Any, job_spec: Any, reason: Any = None) -> classad2.ClassAd:
         if not isinstance(action, htcondor2.JobAction):
             raise TypeError("action must be a JobAction")
         # The bindings' quirk: None -> a default text; (text, code) -> kept; a plain str -> dropped.
@@ -389,7 +389,7 @@ class ScheddDouble:
         else:
             text, code = None, None
         targets = self._targets(job_spec)
-        self._enter("act", _port)
+        self._enter("act")
         self.actions.append((action.name, str(job_spec), text))
         totals = Counter({"TotalSuccess": 0, "TotalNotFound": 0, "TotalBadStatus": 0, "TotalError": 0})
         with self._lock:
@@ -614,17 +614,23 @@ class ScheddHandle:
         self._port = port
         self._addr = f"<127.0.0.1:{port}?addrs=127.0.0.1-{port}&alias=double>"
 
+    def _dial(self, method: str) -> ScheddDouble:
+        if self._port != self._schedd.port:  # nothing listens where this handle dials
+            self._schedd.calls[method] += 1
+            self._schedd._unreachable(method, self._port)
+        return self._schedd
+
     def query(self, *args: Any, **kwargs: Any) -> Any:
-        return self._schedd.query(*args, _port=self._port, **kwargs)
+        return self._dial("query").query(*args, **kwargs)
 
     def history(self, *args: Any, **kwargs: Any) -> Any:
-        return self._schedd.history(*args, _port=self._port, **kwargs)
+        return self._dial("history").history(*args, **kwargs)
 
     def submit(self, *args: Any, **kwargs: Any) -> Any:
-        return self._schedd.submit(*args, _port=self._port, **kwargs)
+        return self._dial("submit").submit(*args, **kwargs)
 
     def act(self, *args: Any, **kwargs: Any) -> Any:
-        return self._schedd.act(*args, _port=self._port, **kwargs)
+        return self._dial("act").act(*args, **kwargs)
 
 
 class CollectorDouble:

@@ -284,7 +284,7 @@ def test_a_job_that_outlives_its_machines_own_shutdown_is_removed_after_the_leav
     world.clock.advance(20)
     world.settle()
     [(action, spec, reason)] = [a for a in world.schedd.actions if a[0] == "Remove"]
-    assert spec == ref and reason == "swampd: launch 1 is SHUTDOWN and its job still runs"
+    assert spec == ref and reason == "swampd: launch 1 is SHUTDOWN and its job has not left"
 
 
 def test_a_held_job_is_left_held_when_configured(tmp_path: Path) -> None:

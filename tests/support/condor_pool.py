@@ -98,8 +98,6 @@ class Pool:
 
     def schedd(self) -> Any:
         """The schedd as this process sees it (root may read every job, and act on it)."""
-        import htcondor2
-
         from swampd.config import HTCondorConfig
         from swampd.launchpad.schedulers.condor_connect import make_schedd
 

@@ -283,7 +283,7 @@ class Reconciler:
             if step.remove_job and record.job_ref and not tx.has_pending(record, "remove"):
                 # The reason the scheduler keeps (RemoveReason): the step's, else why the job must go.
                 reason = step.status or (f"swampd: launch {record.epoch} is "
-                                         f"{lifecycle.state_name(record.state)} and its job still runs")
+                                         f"{lifecycle.state_name(record.state)} and its job has not left")
                 tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason,
                                               "force": step.force})
                 changed = True
