@@ -40,6 +40,8 @@ on the double):
   expression '<expr>' evaluated to TRUE"), ``allowed_execute_duration`` 47
   and ``allowed_job_duration`` 46 ("The job exceeded allowed execute
   duration of 00:05");
+* ``JobRunCount`` counts a start at once; ``NumJobStarts`` only with the
+  shadow's next queue update (``SHADOW_QUEUE_UPDATE_INTERVAL``, 900 s by default);
 * a schedd that restarts comes back on a new port: a handle from
   ``locate()`` made before keeps failing (as an ``htcondor2.Schedd`` does)
   and must be located again;
@@ -195,6 +197,9 @@ class ScheddDouble:
         self.down = False
         self.hang: threading.Event | None = None
         self._policies_at: int | None = None
+        #: SHADOW_QUEUE_UPDATE_INTERVAL: when a running job's shadow next updates the queue.
+        self.shadow_update_interval = 900
+        self._shadow_updates: dict[tuple[int, int], int] = {}
         self._lock = threading.RLock()
 
     # -- availability --------------------------------------------------------
@@ -279,7 +284,7 @@ class ScheddDouble:
         now = int(self.clock())
         ad = classad2.ClassAd({
             "ClusterId": cluster, "ProcId": proc, "JobStatus": IDLE, "QDate": now,
-            "EnteredCurrentStatus": now, "Owner": self.owner, "NumJobStarts": 0,
+            "EnteredCurrentStatus": now, "Owner": self.owner, "NumJobStarts": 0, "JobRunCount": 0,
             "GlobalJobId": f"{self.name}#{cluster}.{proc}#{now}",
             "JobUniverse": UNIVERSE_CODES[universe],
         })
@@ -505,10 +510,13 @@ class ScheddDouble:
 
     def start(self, ref: str, host: str = "slot1@exec1.example.org") -> None:
         with self._lock:
-            _, ad = self._job(ref)
+            key, ad = self._job(ref)
             self._set_status(ad, RUNNING)
             ad["JobCurrentStartDate"] = int(self.clock())
-            ad["NumJobStarts"] = ad["NumJobStarts"] + 1
+            ad["JobRunCount"] = ad["JobRunCount"] + 1  # the schedd's own count, at once
+            # NumJobStarts comes with the shadow's next queue update (observed: 0 for 15 s on a
+            # pool with SHADOW_QUEUE_UPDATE_INTERVAL = 10).
+            self._shadow_updates[key] = int(self.clock()) + self.shadow_update_interval
             ad["RemoteHost"] = host
 
     def hold(self, ref: str, reason: str, code: int, subcode: int = 0) -> None:
@@ -548,6 +556,11 @@ class ScheddDouble:
             if now == self._policies_at:
                 return
             self._policies_at = now
+            for key, due in list(self._shadow_updates.items()):
+                if now >= due:
+                    del self._shadow_updates[key]
+                    if key in self.jobs:
+                        self.jobs[key]["NumJobStarts"] = self.jobs[key]["NumJobStarts"] + 1
             for key, ad in list(self.jobs.items()):
                 status = ad["JobStatus"]
                 if status == REMOVED and ad.get("WantGracefulRemoval") is not True:

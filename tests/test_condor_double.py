@@ -162,6 +162,16 @@ def test_removex_replaces_the_remove_reason(schedd: ScheddDouble) -> None:
     assert (ad["JobStatus"], ad["RemoveReason"]) == (REMOVED, "forced (by user swampd)")
 
 
+def test_a_start_counts_in_jobruncount_at_once_and_in_numjobstarts_with_the_shadows_update(
+        schedd: ScheddDouble) -> None:
+    schedd.submit(vanilla(), count=1)
+    schedd.start("1.0")
+    ad = schedd.query("true", ["JobRunCount", "NumJobStarts"])[0]
+    assert (ad["JobRunCount"], ad["NumJobStarts"]) == (1, 0)
+    schedd.advance(schedd.shadow_update_interval)
+    assert schedd.query("true", ["NumJobStarts"])[0]["NumJobStarts"] == 1
+
+
 def test_attribute_types_come_back_as_given(schedd: ScheddDouble) -> None:
     schedd.submit(vanilla(**{"+ViewerJob": "true", "MY.SwampdEpoch": "3"}), count=1)
     [ad] = schedd.query("true", ["ViewerJob", "SwampdEpoch", "SwampdKey"])

@@ -157,9 +157,10 @@ def test_submit_adopt_observe_remove(tmp_path: Path) -> None:
         assert ad["AcctGroup"] == "group_viewer" and ad["JobUniverse"] == 5
         assert ad["WantGracefulRemoval"] is True and ad["JobMaxVacateTime"] == 30
         owner = ad["Owner"]
-        wait_until(lambda: scheduler.observe()[record.launch_id].status is JobStatus.RUNNING, START_TIMEOUT,
-                   "the job to run")
+        running = wait_until(lambda: (o := scheduler.observe()[record.launch_id]).status is JobStatus.RUNNING
+                             and o, START_TIMEOUT, "the job to run")
         say(f"submit -> running in {elapsed(started)}s")
+        assert running.starts == 1  # JobRunCount, at once (NumJobStarts waits for the shadow's update)
         removed_at = time.monotonic()
         right_after = scheduler.remove(record.launch_id, "swampd integration test")
         assert right_after is not None and right_after.leaving  # a running job vacates first

@@ -540,3 +540,11 @@ def test_the_lazy_schedd_locates_a_restarted_schedd_again(world: World) -> None:
     world.schedd.restart()
     world.settle()
     assert world.service.get("p1", "CodeDX")["stale"] is False and lazy.located == 3
+
+
+def test_a_started_job_counts_as_started_before_its_shadow_updates_the_queue(world: World) -> None:
+    ref = launched(world)
+    world.schedd.start(ref)
+    launch_id = world.record().launch_id
+    assert world.schedd.ad(ref)["NumJobStarts"] == 0  # as on a pool, for up to 15 minutes
+    assert world.scheduler.observe()[launch_id].starts == 1  # JobRunCount says so at once

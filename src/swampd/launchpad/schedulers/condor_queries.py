@@ -19,7 +19,7 @@ RUNNING_STATUSES = frozenset({RUNNING, TRANSFERRING_OUTPUT, SUSPENDED})
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "EnteredCurrentStatus", "QDate", "JobCurrentStartDate",
     "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "RemoveReason", "ExitCode",
-    "RemoteHost", "NumJobStarts", "LastVacateTime", "Owner", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
+    "RemoteHost", "JobRunCount", "NumJobStarts", "LastVacateTime", "Owner", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
 ]
 #: Every swampd job, and only those.
 ALL_JOBS = f"{KEY_ATTR} =!= undefined && {LAUNCH_ATTR} =!= undefined"
@@ -85,7 +85,9 @@ def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
     common: dict[str, Any] = {
         "launch_id": str(ad_get(ad, LAUNCH_ATTR, "")),
         "key": str(ad_get(ad, KEY_ATTR, "")),
-        "starts": _number(ad_get(ad, "NumJobStarts"), 0),
+        # JobRunCount: the schedd counts a start when it starts the shadow.  NumJobStarts comes
+        # with the shadow's next queue update (SHADOW_QUEUE_UPDATE_INTERVAL, 15 min by default).
+        "starts": _number(ad_get(ad, "JobRunCount"), _number(ad_get(ad, "NumJobStarts"), 0)),
         "last_vacate": float(_number(ad_get(ad, "LastVacateTime"), 0)),
     }
     status = int(ad_get(ad, "JobStatus", 0))
