@@ -184,6 +184,10 @@ def test_a_collector_that_refuses_the_ads_is_said_once_counted_and_not_hammered(
         world.clock.advance(300)
         world.publisher.refresh()
     assert world.collector.calls["advertise"] == 4 and world.publisher.stats["refused"] == 4
+    from swampd import metrics
+
+    assert metrics.REGISTRY.get_sample_value("swampd_collector_ad_publications_total",
+                                             {"outcome": "refused"}) >= 4
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
     world.collector.allow_daemon.add("swampd")  # the operator adds COLLECTOR.ALLOW_DAEMON
     world.clock.advance(300)

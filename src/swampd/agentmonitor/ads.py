@@ -22,7 +22,8 @@ state; here they are a mirror of the registry:
   or does not answer is said once: one warning when publishing starts to
   fail, naming the likely cause (the collector answered a query, so it
   refused; or it did not answer at all), one line when it works again, and
-  every failed or skipped attempt is counted in ``stats``.  While it fails,
+  every failed or skipped attempt is counted (``stats``, and
+  ``swampd_collector_ad_publications`` on ``/metrics``).  While it fails,
   a state change does not call the collector before a backoff (5 s,
   doubling up to ``ad_refresh``) has passed; the refresher tries every
   ``ad_refresh`` and, once the collector takes the ads again, publishes
@@ -41,6 +42,7 @@ import time
 from collections import Counter
 from typing import Any, Callable, Mapping
 
+from swampd import metrics
 from swampd.config import HTCondorConfig
 from swampd.states import ACTIVE
 from swampd.store import OutboxItem, Store, ViewerRecord
@@ -155,6 +157,7 @@ class AdPublisher:
             if self.failing_since is not None and not due and now < self._next_try:
                 self.stats["skipped"] += 1
                 self._behind = True
+                metrics.ad_publication("skipped")
                 return False
         ads = [to_classad(viewer_ad(r, self.condor.ad_lifetime, self.condor.viewer_port)) for r in records]
         try:
@@ -179,6 +182,7 @@ class AdPublisher:
         refused = self._collector_answers()
         with self._lock:
             self.stats["refused" if refused else "unreachable"] += 1
+        metrics.ad_publication("refused" if refused else "unreachable")
         if not first:
             log.debug("collector ads still not published (%s)", exc)
             return
@@ -206,6 +210,7 @@ class AdPublisher:
         return True
 
     def _worked(self, now: float) -> None:
+        metrics.ad_publication("published")
         with self._lock:
             self.stats["published"] += 1
             since, self.failing_since = self.failing_since, None
