@@ -16,15 +16,45 @@ everything they can decide without a daemon:
   an unparsable constraint is refused.
 * Status codes, hold (``HoldReason``/``HoldReasonCode``), remove (X state
   for a running job with graceful removal, then history), ``RemoveX``,
-  ``PeriodicRemove`` and ``AllowedExecuteDuration`` policy, history, and the
-  bindings' quirk of dropping a plain-string ``reason`` are modelled.
-* The collector keeps generic ads until their ``ClassAdLifetime`` (default
-  ``CLASSAD_LIFETIME`` 900 s) passes on the double's clock.
+  ``PeriodicRemove``, ``PeriodicHold``, ``AllowedExecuteDuration`` and
+  ``AllowedJobDuration`` policy, history, and the bindings' quirk of
+  dropping a plain-string ``reason`` are modelled.
+
+What a real schedd (25.0) showed that the double now does too
+(``tests/test_htcondor_pool.py`` checks each on a pool, ``tests/test_condor_double.py``
+on the double):
+
+* a user's remove or hold reason is stored as ``<reason> (by user <user>)``,
+  ``<user>`` being who acted (the job's owner, or ``condor`` for root);
+  ``reason=None`` stores ``Python-initiated action (by user <user>)``; a
+  plain-string reason is dropped: no ``RemoveReason`` at all (a hold gets
+  ``HoldReason = ""``); a user's hold is ``HoldReasonCode`` 1 with the
+  tuple's code as ``HoldReasonSubCode``; ``RemoveX`` replaces ``RemoveReason``;
+* a remove or release of a held job moves ``HoldReason*`` to ``LastHoldReason*``;
+* history: a completed job has ``ExitCode`` and ``CompletionDate`` and no
+  ``RemoveReason``; a removed one has neither ``ExitCode`` nor
+  ``CompletionDate``, and ``ExitBySignal`` (with ``ExitSignal``) when it was
+  killed on its way out;
+* policy holds: ``periodic_hold`` is code 3 (``periodic_hold_reason`` and
+  ``periodic_hold_subcode`` when given, else "The job attribute PeriodicHold
+  expression '<expr>' evaluated to TRUE"), ``allowed_execute_duration`` 47
+  and ``allowed_job_duration`` 46 ("The job exceeded allowed execute
+  duration of 00:05");
+* ``JobRunCount`` counts a start at once; ``NumJobStarts`` only with the
+  shadow's next queue update (``SHADOW_QUEUE_UPDATE_INTERVAL``, 900 s by default);
+* a schedd that restarts comes back on a new port: a handle from
+  ``locate()`` made before keeps failing (as an ``htcondor2.Schedd`` does)
+  and must be located again;
+* the collector refuses ``UPDATE_AD_GENERIC`` from a user without DAEMON
+  authorization (``allow_daemon``) with "Failed to advertise to collector."
+  while it answers queries; a collector that is down fails the same
+  advertise and fails queries too.
 
 Pool-side events (a job starts, is held by the system, completes, finishes
-shutting down) are test controls: ``start``, ``hold``, ``complete``,
-``vacated``, ``advance``.  ``down = True`` makes every call fail as a dead
-daemon's would (``HTCondorException``); ``hang`` makes calls block.
+shutting down, the schedd restarts) are test controls: ``start``, ``hold``,
+``complete``, ``vacated``, ``advance``, ``restart``.  ``down = True`` makes
+every call fail as a dead daemon's would (``HTCondorException``); ``hang``
+makes calls block.
 """
 from __future__ import annotations
 
@@ -43,6 +73,8 @@ EXPRESSION_COMMANDS = {
     "requirements": "Requirements",
     "periodic_remove": "PeriodicRemove",
     "periodic_hold": "PeriodicHold",
+    "periodic_hold_reason": "PeriodicHoldReason",
+    "periodic_hold_subcode": "PeriodicHoldSubCode",
     "periodic_release": "PeriodicRelease",
     "on_exit_remove": "OnExitRemove",
     "leave_in_queue": "LeaveJobInQueue",
@@ -85,8 +117,23 @@ BOOLEAN_COMMANDS = {
     "transfer_executable": "TransferExecutable",
 }
 MACRO_RE = re.compile(r"(?<!\$)\$\((ClusterId|Cluster|ProcId|Process)\)", re.IGNORECASE)
-DEFAULT_REMOVE_REASON = "via condor_rm (by user swampd)"
+#: What the bindings send when ``reason`` is None.
+DEFAULT_ACTION_REASON = "Python-initiated action"
 CLASSAD_LIFETIME = 900
+#: Hold codes of the schedd's own policies and of a user's hold.
+HOLD_USER_REQUEST, HOLD_JOB_POLICY, HOLD_JOB_DURATION, HOLD_EXECUTE_DURATION = 1, 3, 46, 47
+
+
+def format_time_short(seconds: int) -> str:
+    """HTCondor's short duration ("00:05", "20:00:00", "3+00:00:00"), as hold reasons show it."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}+{hours:02d}:{minutes:02d}:{secs:02d}"
+    if hours:
+        return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{minutes:02d}:{secs:02d}"
 
 
 def _refuse(why: str) -> htcondor2.HTCondorException:
@@ -132,11 +179,15 @@ class ScheddDouble:
     """A schedd: the methods swampd calls, with the real signatures, plus pool-side controls."""
 
     def __init__(self, clock: Callable[[], float] | None = None, name: str = "schedd.double",
-                 owner: str = "swampd") -> None:
+                 owner: str = "swampd", user: str | None = None) -> None:
         self.now = 1_700_000_000.0
         self.clock = clock or (lambda: self.now)
         self.name = name
+        #: Who owns submitted jobs, and who acts on them (``condor`` for root and the pool's tools).
         self.owner = owner
+        self.user = user or owner
+        #: The schedd's command port; a restart picks another one.
+        self.port = 9620
         self.jobs: dict[tuple[int, int], classad2.ClassAd] = {}
         self.history_ads: list[classad2.ClassAd] = []   # newest first, as condor_history returns
         self.next_cluster = 1
@@ -146,19 +197,50 @@ class ScheddDouble:
         self.down = False
         self.hang: threading.Event | None = None
         self._policies_at: int | None = None
+        #: SHADOW_QUEUE_UPDATE_INTERVAL: when a running job's shadow next updates the queue.
+        self.shadow_update_interval = 900
+        self._shadow_updates: dict[tuple[int, int], int] = {}
         self._lock = threading.RLock()
 
     # -- availability --------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return f"<127.0.0.1:{self.port}?addrs=127.0.0.1-{self.port}&alias=double>"
+
     def _enter(self, method: str) -> None:
         self.calls[method] += 1
         if self.hang is not None:
             self.hang.wait()
         if self.down:
-            if method == "submit":
-                raise htcondor2.HTCondorException("Failed to connect to schedd, errmsg=CEDAR:6001:Failed to connect")
-            if method == "act":
-                raise htcondor2.HTCondorException("Error when performing action on the schedd.")
-            raise htcondor2.HTCondorException("Failed to fetch ads from schedd, errmsg=CEDAR:6001:Failed to connect")
+            self._unreachable(method, self.port)
+
+    @staticmethod
+    def _unreachable(method: str, port: int) -> None:
+        """What each call raises when nothing answers at the address it dials (25.0, observed)."""
+        address = f"<127.0.0.1:{port}?addrs=127.0.0.1-{port}&alias=double>"
+        if method == "submit":
+            raise htcondor2.HTCondorException(f"Failed to connect to schedd, errmsg=CEDAR:6001:Failed to connect "
+                                              f"to {address}")
+        if method == "act":
+            raise htcondor2.HTCondorException("Error when performing action on the schedd.")
+        if method == "history":
+            raise htcondor2.HTCondorException(f"Failed to connect to {address}")
+        raise htcondor2.HTCondorException(f"Failed to fetch ads from schedd, errmsg=CEDAR:6001:Failed to connect "
+                                          f"to {address}")
+
+    # -- locating and restarting ------------------------------------------------
+    def locate(self) -> "ScheddHandle":
+        """What ``htcondor2.Schedd()`` gives: a client bound to the schedd's address now."""
+        self.calls["locate"] += 1
+        if self.down:
+            raise htcondor2.HTCondorException("Unable to locate local daemon.")
+        return ScheddHandle(self, self.port)
+
+    def restart(self) -> None:
+        """The schedd stops and starts again: its queue survives (job_queue.log), its port does not
+        (no shared port): handles located before keep failing."""
+        self.port += 1
+        self.down = False
 
     # -- submit --------------------------------------------------------------
     def submit(self, description: Any, count: int = 0, spool: bool = False, itemdata: Any = None,
@@ -202,7 +284,7 @@ class ScheddDouble:
         now = int(self.clock())
         ad = classad2.ClassAd({
             "ClusterId": cluster, "ProcId": proc, "JobStatus": IDLE, "QDate": now,
-            "EnteredCurrentStatus": now, "Owner": self.owner, "NumJobStarts": 0,
+            "EnteredCurrentStatus": now, "Owner": self.owner, "NumJobStarts": 0, "JobRunCount": 0,
             "GlobalJobId": f"{self.name}#{cluster}.{proc}#{now}",
             "JobUniverse": UNIVERSE_CODES[universe],
         })
@@ -306,7 +388,7 @@ class ScheddDouble:
             raise TypeError("action must be a JobAction")
         # The bindings' quirk: None -> a default text; (text, code) -> kept; a plain str -> dropped.
         if reason is None:
-            text, code = "Python-initiated action", None
+            text, code = DEFAULT_ACTION_REASON, None
         elif isinstance(reason, tuple):
             text, code = reason
         else:
@@ -328,6 +410,10 @@ class ScheddDouble:
         result["TotalPermissionDenied"] = 0
         result["TotalChangedAds"] = totals["TotalSuccess"]
         return result
+
+    def _by_user(self, text: str) -> str:
+        """How the schedd stores a reason a user gave (25.0): who acted is appended."""
+        return f"{text} (by user {self.user})"
 
     def _targets(self, job_spec: Any) -> list[tuple[int, int]]:
         specs = job_spec if isinstance(job_spec, list) else [job_spec]
@@ -353,7 +439,10 @@ class ScheddDouble:
         if action == htcondor2.JobAction.Remove:
             if status == REMOVED:
                 return "TotalBadStatus"
-            ad["RemoveReason"] = text if text is not None else DEFAULT_REMOVE_REASON
+            if text is not None:
+                ad["RemoveReason"] = self._by_user(text)
+            if status == HELD:
+                self._forget_hold(ad)
             graceful = status == RUNNING
             self._set_status(ad, REMOVED)
             if not graceful:
@@ -362,19 +451,33 @@ class ScheddDouble:
         if action == htcondor2.JobAction.RemoveX:
             if status != REMOVED:
                 return "TotalBadStatus"
-            self._leave_queue(key)
+            if text is not None:
+                ad["RemoveReason"] = self._by_user(text)
+            self._leave_queue(key, exit_signal=9 if ad.get("JobCurrentStartDate") is not None else None)
             return "TotalSuccess"
         if action == htcondor2.JobAction.Hold:
             if status in (HELD, REMOVED, COMPLETED):
                 return "TotalBadStatus"
-            self._hold(ad, text or "via condor_hold (by user swampd)", 1 if code is None else int(code))
+            self._hold(ad, self._by_user(text) if text is not None else "", HOLD_USER_REQUEST,
+                       int(code) if code is not None else 0)
             return "TotalSuccess"
         if action == htcondor2.JobAction.Release:
             if status != HELD:
                 return "TotalBadStatus"
+            self._forget_hold(ad)
+            if text is not None:
+                ad["ReleaseReason"] = self._by_user(text)
             self._set_status(ad, IDLE)
             return "TotalSuccess"
         raise NotImplementedError(f"the double does not model {action!r}")
+
+    @staticmethod
+    def _forget_hold(ad: classad2.ClassAd) -> None:
+        """A released or removed held job keeps its hold only as LastHoldReason* (25.0, observed)."""
+        for name in ("HoldReason", "HoldReasonCode", "HoldReasonSubCode"):
+            if name in ad:
+                ad[f"Last{name}"] = ad[name]
+                del ad[name]
 
     # -- pool-side controls ----------------------------------------------------
     def _set_status(self, ad: classad2.ClassAd, status: int) -> None:
@@ -388,9 +491,17 @@ class ScheddDouble:
         ad["HoldReasonCode"] = code
         ad["HoldReasonSubCode"] = subcode
 
-    def _leave_queue(self, key: tuple[int, int]) -> None:
+    def _leave_queue(self, key: tuple[int, int], exit_signal: int | None = None) -> None:
+        """Into the history: a completed job with its CompletionDate (and ExitCode), a removed one
+        with neither, killed by ``exit_signal`` on its way out or not."""
         ad = self.jobs.pop(key)
-        ad["CompletionDate"] = int(self.clock())
+        if ad["JobStatus"] == COMPLETED:
+            ad["CompletionDate"] = int(self.clock())
+            ad["ExitBySignal"] = False
+        else:
+            ad["ExitBySignal"] = exit_signal is not None
+            if exit_signal is not None:
+                ad["ExitSignal"] = int(exit_signal)
         self.history_ads.insert(0, ad)
 
     def _job(self, ref: str) -> tuple[tuple[int, int], classad2.ClassAd]:
@@ -399,10 +510,13 @@ class ScheddDouble:
 
     def start(self, ref: str, host: str = "slot1@exec1.example.org") -> None:
         with self._lock:
-            _, ad = self._job(ref)
+            key, ad = self._job(ref)
             self._set_status(ad, RUNNING)
             ad["JobCurrentStartDate"] = int(self.clock())
-            ad["NumJobStarts"] = ad["NumJobStarts"] + 1
+            ad["JobRunCount"] = ad["JobRunCount"] + 1  # the schedd's own count, at once
+            # NumJobStarts comes with the shadow's next queue update (observed: 0 for 15 s on a
+            # pool with SHADOW_QUEUE_UPDATE_INTERVAL = 10).
+            self._shadow_updates[key] = int(self.clock()) + self.shadow_update_interval
             ad["RemoteHost"] = host
 
     def hold(self, ref: str, reason: str, code: int, subcode: int = 0) -> None:
@@ -418,12 +532,13 @@ class ScheddDouble:
             ad["ExitCode"] = exit_code
             self._leave_queue(key)
 
-    def vacated(self, ref: str) -> None:
-        """A removed (X state) job finished shutting down and leaves the queue."""
+    def vacated(self, ref: str, exit_signal: int | None = None) -> None:
+        """A removed (X state) job finished shutting down and leaves the queue: it exited by itself
+        (``exit_signal`` None) or was killed by that signal."""
         with self._lock:
             key, ad = self._job(ref)
             assert ad["JobStatus"] == REMOVED, "only a removed job can finish leaving"
-            self._leave_queue(key)
+            self._leave_queue(key, exit_signal)
 
     def advance(self, seconds: float) -> None:
         """Move the clock (when the double owns it) and apply the periodic policies."""
@@ -441,30 +556,58 @@ class ScheddDouble:
             if now == self._policies_at:
                 return
             self._policies_at = now
+            for key, due in list(self._shadow_updates.items()):
+                if now >= due:
+                    del self._shadow_updates[key]
+                    if key in self.jobs:
+                        self.jobs[key]["NumJobStarts"] = self.jobs[key]["NumJobStarts"] + 1
             for key, ad in list(self.jobs.items()):
                 status = ad["JobStatus"]
                 if status == REMOVED and ad.get("WantGracefulRemoval") is not True:
-                    self._leave_queue(key)
+                    self._leave_queue(key, exit_signal=9)
                     continue
                 if status == REMOVED and now - ad["EnteredCurrentStatus"] > ad.get("JobMaxVacateTime", 600):
-                    self._leave_queue(key)  # the starter's hard kill after the vacate time
+                    self._leave_queue(key, exit_signal=9)  # the starter's hard kill after the vacate time
                     continue
-                limit = ad.get("AllowedExecuteDuration")
-                if status == RUNNING and isinstance(limit, int) and now - ad["JobCurrentStartDate"] > limit:
-                    self._hold(ad, f"The job exceeded allowed execute duration of {limit}s", 47)
+                if status == RUNNING and self._duration_hold(ad, now):
                     continue
-                policy = ad.get("PeriodicRemove")
-                if policy is not None and status in (IDLE, RUNNING, HELD) and self._policy_true(ad, now):
-                    ad["RemoveReason"] = f"The job attribute PeriodicRemove expression '{policy}' evaluated to TRUE"
+                if status in (IDLE, RUNNING) and "PeriodicHold" in ad and self._policy_true(ad, "PeriodicHold", now):
+                    reason = self._policy_value(ad, "PeriodicHoldReason", now)
+                    subcode = self._policy_value(ad, "PeriodicHoldSubCode", now)
+                    self._hold(ad, reason if isinstance(reason, str) and reason else
+                               f"The job attribute PeriodicHold expression '{ad.lookup('PeriodicHold')}' "
+                               "evaluated to TRUE", HOLD_JOB_POLICY, subcode if isinstance(subcode, int) else 0)
+                    continue
+                if "PeriodicRemove" in ad and status in (IDLE, RUNNING, HELD) and \
+                        self._policy_true(ad, "PeriodicRemove", now):
+                    ad["RemoveReason"] = (f"The job attribute PeriodicRemove expression "
+                                          f"'{ad.lookup('PeriodicRemove')}' evaluated to TRUE")
+                    if status == HELD:
+                        self._forget_hold(ad)
                     self._set_status(ad, REMOVED)
                     if status != RUNNING:
                         self._leave_queue(key)
 
+    def _duration_hold(self, ad: classad2.ClassAd, now: int) -> bool:
+        """allowed_execute_duration (47) and allowed_job_duration (46) hold a running job."""
+        for attribute, code, what in (("AllowedExecuteDuration", HOLD_EXECUTE_DURATION, "execute"),
+                                      ("AllowedJobDuration", HOLD_JOB_DURATION, "job")):
+            limit = ad.get(attribute)
+            if isinstance(limit, int) and now - ad["JobCurrentStartDate"] > limit:
+                self._hold(ad, f"The job exceeded allowed {what} duration of {format_time_short(limit)}", code)
+                return True
+        return False
+
     @staticmethod
-    def _policy_true(ad: classad2.ClassAd, now: int) -> bool:
-        # time() in a policy is the schedd's clock; substitute the double's.
-        text = re.sub(r"\btime\(\)", str(now), str(ad["PeriodicRemove"]))
-        return classad2.ExprTree(text).eval(ad) is True
+    def _policy_value(ad: classad2.ClassAd, attribute: str, now: int) -> Any:
+        """A policy attribute evaluated in the job's ad, time() being the schedd's clock (the double's)."""
+        if attribute not in ad:
+            return None
+        text = re.sub(r"\btime\(\)", str(now), str(ad.lookup(attribute)))
+        return classad2.ExprTree(text).eval(ad)
+
+    def _policy_true(self, ad: classad2.ClassAd, attribute: str, now: int) -> bool:
+        return self._policy_value(ad, attribute, now) is True
 
     # -- conveniences for tests ------------------------------------------------
     def ad(self, ref: str) -> classad2.ClassAd:
@@ -475,15 +618,57 @@ class ScheddDouble:
         return [ad for _, ad in sorted(self.jobs.items()) if self._matches(expr, ad)]
 
 
-class CollectorDouble:
-    """A collector holding generic ads until their lifetime passes."""
+class ScheddHandle:
+    """What ``htcondor2.Schedd(location)`` is: a client that dials one address.  Once the schedd
+    restarted elsewhere every call fails, as the real object's do, until it is located again."""
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, schedd: ScheddDouble, port: int) -> None:
+        self._schedd = schedd
+        self._port = port
+        self._addr = f"<127.0.0.1:{port}?addrs=127.0.0.1-{port}&alias=double>"
+
+    def _dial(self, method: str) -> ScheddDouble:
+        if self._port != self._schedd.port:  # nothing listens where this handle dials
+            self._schedd.calls[method] += 1
+            self._schedd._unreachable(method, self._port)
+        return self._schedd
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dial("query").query(*args, **kwargs)
+
+    def history(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dial("history").history(*args, **kwargs)
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dial("submit").submit(*args, **kwargs)
+
+    def act(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dial("act").act(*args, **kwargs)
+
+
+class CollectorDouble:
+    """A collector holding generic ads until their lifetime passes.
+
+    ``UPDATE_AD_GENERIC`` (and ``INVALIDATE_ADS_GENERIC``) need DAEMON
+    authorization at the collector.  With the packaged security only
+    ``condor`` (root's tools and the daemons) has it; ``allow_daemon`` is the
+    collector's ``ALLOW_DAEMON`` (``COLLECTOR.ALLOW_DAEMON = $(ALLOW_DAEMON)
+    swampd@$(UID_DOMAIN)`` adds swampd's user), ``user`` who the client
+    authenticates as.  A refused update raises what the bindings raise and
+    leaves a line in ``denied``, as the CollectorLog does; queries still work.
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None, user: str = "swampd",
+                 allow_daemon: Iterable[str] = ("condor",)) -> None:
         self.now = 1_700_000_000.0
         self.clock = clock or (lambda: self.now)
         self.ads: dict[tuple[str, str], tuple[classad2.ClassAd, float]] = {}
         self.calls: Counter[str] = Counter()
         self.down = False
+        self.user = user
+        self.allow_daemon = set(allow_daemon)
+        #: The CollectorLog's PERMISSION DENIED lines.
+        self.denied: list[str] = []
         self._lock = threading.Lock()
 
     def advertise(self, ad_list: Iterable[Any], command: str = "UPDATE_AD_GENERIC", use_tcp: bool = True) -> None:
@@ -494,6 +679,12 @@ class CollectorDouble:
             raise NotImplementedError(f"the double models generic ads only, not {command}")
         self.calls["advertise"] += 1
         if self.down:
+            raise htcondor2.HTCondorException("Failed to advertise to collector.")
+        if self.user not in self.allow_daemon:
+            number = 58 if command == "UPDATE_AD_GENERIC" else 59
+            self.denied.append(f"PERMISSION DENIED to {self.user}@localhost from host 127.0.0.1 for command "
+                               f"{number} ({command}), access level DAEMON: reason: DAEMON authorization policy "
+                               "contains no matching ALLOW entry for this request")
             raise htcondor2.HTCondorException("Failed to advertise to collector.")
         now = self.clock()
         with self._lock:

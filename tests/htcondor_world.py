@@ -66,7 +66,8 @@ class World:
         self.store = Store(root / "registry.sqlite3", change_effects={"vrun": ("advertise",)} if advertise else {},
                            clock=self.clock)
         self.schedd = ScheddDouble(clock=self.clock)
-        self.collector = CollectorDouble(clock=self.clock)
+        # The pool as README, HTCondor, says to configure it: swampd's user may advertise.
+        self.collector = CollectorDouble(clock=self.clock, allow_daemon=("condor", "swampd"))
         self.publisher = AdPublisher(self.store, self.collector, self.condor, clock=self.clock)
         self._build()
 

@@ -2,6 +2,7 @@
 outbox on every state change, refreshed inside their lifetime, never carrying the API key."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -160,3 +161,50 @@ def test_advertising_is_a_change_effect_only_when_enabled() -> None:
                    htcondor=HTCondorConfig(advertise=True))
     assert "advertise" in change_effects(on)
     assert "advertise" not in change_effects(off) and "advertise" not in change_effects(local)
+
+
+def test_a_collector_that_refuses_the_ads_is_said_once_counted_and_not_hammered(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="swampd")
+    world.collector.allow_daemon = {"condor"}  # the packaged security: swampd's user may not advertise
+    world.launch()
+    ref = world.settle().job_ref
+    world.schedd.start(ref)
+    world.report_up()
+    record = world.settle()
+    assert record.viewer_state is ViewerState.READY and record.url  # the viewer does not care
+    assert world.store.pending_outbox() == []  # nothing retries in the outbox
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "collector" in
+                r.getMessage()]
+    assert len(warnings) == 1 and "refused" in warnings[0] and "COLLECTOR.ALLOW_DAEMON" in warnings[0]
+    # Three state changes within the first backoff: one call reached the collector.
+    assert world.collector.calls["advertise"] == 1 and len(world.collector.denied) == 1
+    assert world.publisher.stats["refused"] == 1 and world.publisher.stats["skipped"] >= 2
+    for _ in range(3):  # the refresher keeps trying, once a round; still one warning
+        world.clock.advance(300)
+        world.publisher.refresh()
+    assert world.collector.calls["advertise"] == 4 and world.publisher.stats["refused"] == 4
+    from swampd import metrics
+
+    assert metrics.REGISTRY.get_sample_value("swampd_collector_ad_publications_total",
+                                             {"outcome": "refused"}) >= 4
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+    world.collector.allow_daemon.add("swampd")  # the operator adds COLLECTOR.ALLOW_DAEMON
+    world.clock.advance(300)
+    assert world.publisher.refresh() == 1
+    assert world.collector.viewer("vrun_p1_CodeDX")["SWAMP_vmu_viewer_state"] == "2"
+    assert any("takes swampd's ads again" in r.getMessage() for r in caplog.records)
+    world.service.stop("p1", "CodeDX")
+    world.settle()
+    assert world.collector.viewer("vrun_p1_CodeDX")["SWAMP_vmu_viewer_state"] == "-6"  # at once again
+
+
+def test_a_collector_that_does_not_answer_is_told_apart_from_one_that_refuses(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="swampd")
+    world.collector.down = True
+    world.launch()
+    world.settle()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "does not answer" in warning
+    assert world.publisher.stats["unreachable"] == 1 and world.publisher.stats["refused"] == 0

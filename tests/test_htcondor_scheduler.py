@@ -251,6 +251,42 @@ def test_a_held_job_ends_in_error_with_its_reason_and_code_and_is_removed(world:
     assert "VMGAHP_ERR_INTERNAL" in gone["RemoveReason"]
 
 
+def test_a_hold_that_vacates_the_machine_first_still_ends_in_error_with_its_reason(world: World) -> None:
+    # On a pool a policy hold of a running job vacates it: vruntask stops the viewer and
+    # reports it down before the schedd shows the job held (tests/test_htcondor_pool.py).
+    from swampd.agentmonitor.service import Report
+
+    ref = ready(world)
+    record = world.record()
+    assert world.service.report(Report(record.execrunid, record.epoch, record.token, event="VIEWERDOWN"))
+    assert world.settle().viewer_state is ViewerState.SHUTDOWN
+    assert [a for a in world.schedd.actions if a[0] == "Remove"] == []  # its job is ending by itself
+    reason = "The job attribute PeriodicHold expression 'JobStatus == 2' evaluated to TRUE"
+    world.schedd.hold(ref, reason, 3)
+    record = world.settle()
+    assert record.viewer_state is ViewerState.ERROR
+    assert record.status == f"Viewer job held: {reason} (HoldReasonCode 3)"
+    assert world.swampd_jobs() == []
+    [gone] = world.schedd.history("true", [])
+    assert gone["LastHoldReasonCode"] == 3 and gone["RemoveReason"].startswith(record.status)
+
+
+def test_a_job_that_outlives_its_machines_own_shutdown_is_removed_after_the_leave_time(world: World) -> None:
+    from swampd.agentmonitor.service import Report
+
+    ref = ready(world)
+    record = world.record()
+    assert world.service.report(Report(record.execrunid, record.epoch, record.token, event="VIEWERDOWN"))
+    world.settle()
+    world.clock.advance(world.condor.remove_grace - 10)
+    world.settle()
+    assert [a for a in world.schedd.actions if a[0] == "Remove"] == []
+    world.clock.advance(20)
+    world.settle()
+    [(action, spec, reason)] = [a for a in world.schedd.actions if a[0] == "Remove"]
+    assert spec == ref and reason == "swampd: launch 1 is SHUTDOWN and its job has not left"
+
+
 def test_a_held_job_is_left_held_when_configured(tmp_path: Path) -> None:
     world = World(tmp_path, condor=HTCondorConfig(timeout=5.0, on_hold="leave"))
     ref = launched(world)
@@ -273,7 +309,7 @@ def test_stop_removes_the_job_with_its_reason_and_ends_terminated(world: World) 
     record = world.settle()
     assert record.viewer_state is ViewerState.TERMINATING
     ad = world.schedd.ad(ref)
-    assert ad["JobStatus"] == 3 and ad["RemoveReason"] == "stopped by the project owner"
+    assert ad["JobStatus"] == 3 and ad["RemoveReason"] == "stopped by the project owner (by user swampd)"
     world.schedd.vacated(ref)  # the viewer saved its database and the job left
     record = world.settle()
     assert record.viewer_state is ViewerState.TERMINATED and record.status == "Terminated"
@@ -336,7 +372,33 @@ def test_remove_is_idempotent_and_passes_a_reason_the_bindings_keep(world: World
     world.scheduler.remove(launch_id, "because")
     world.scheduler.remove(launch_id, "because")
     [ad] = world.schedd.history("true", ["RemoveReason"])
-    assert ad["RemoveReason"] == "because"
+    assert ad["RemoveReason"] == "because (by user swampd)"  # the schedd names who asked
+
+
+def test_swampds_own_remove_reason_reads_back_in_its_own_words(world: World) -> None:
+    from swampd.launchpad.jobs import JobStatus
+
+    ref = launched(world)
+    world.schedd.start(ref)
+    launch_id = world.record().launch_id
+    world.scheduler.remove(launch_id, "stopped by the project owner")
+    assert world.schedd.ad(ref)["RemoveReason"] == "stopped by the project owner (by user swampd)"
+    leaving = world.scheduler.observe()[launch_id]
+    assert leaving.leaving and leaving.reason == "being removed: stopped by the project owner"
+    world.schedd.vacated(ref, exit_signal=15)
+    world.scheduler.tracked = lambda: {launch_id: ref}
+    gone = world.scheduler.observe()[launch_id]
+    assert gone.status is JobStatus.REMOVED and gone.reason == "stopped by the project owner"
+
+
+def test_a_remove_by_someone_else_shows_who_did_it(world: World) -> None:
+    ref = ready(world)
+    world.schedd.user = "condor"  # root's condor_rm, on a job swampd's user owns
+    world.schedd.act(htcondor2.JobAction.Remove, ref, reason=("node maintenance", 0))
+    world.schedd.vacated(ref, exit_signal=15)
+    record = world.settle()
+    assert record.viewer_state is ViewerState.SHUTDOWN
+    assert record.status == "Viewer job ended: node maintenance (by user condor)"
 
 
 def test_a_refused_remove_is_an_error_to_retry(world: World) -> None:
@@ -404,7 +466,7 @@ def test_the_daemon_wires_the_htcondor_scheduler_and_ads(tmp_path: Path, monkeyp
     from swampd.config import parse_config
     from swampd.launchpad.schedulers import htcondor as htcondor_module
 
-    schedd, collector = ScheddDouble(), CollectorDouble()
+    schedd, collector = ScheddDouble(), CollectorDouble(allow_daemon=("condor", "swampd"))
     monkeypatch.setattr(htcondor_module, "LazySchedd", lambda condor: schedd)
     monkeypatch.setattr(htcondor_module, "make_collector", lambda condor: collector)
     config = parse_config({"agentmonitor": {"state_dir": str(tmp_path), "port": free_port()},
@@ -414,6 +476,7 @@ def test_the_daemon_wires_the_htcondor_scheduler_and_ads(tmp_path: Path, monkeyp
     daemon = daemon_module.Daemon(config)
     try:
         assert daemon.store.change_effects == {"vrun": ("advertise",)} and daemon.ad_refresher is not None
+        assert daemon.ad_publisher is not None and daemon.ad_publisher.collector is collector
         launched = daemon.service.launch(LaunchRequest("p1", "CodeDX", userid="u1", viewer_uuid="vi-1"))
         daemon.reconciler.process(daemon.store.get_viewer("p1", "CodeDX").id)
         wait_for(lambda: not daemon.reconciler.effects.busy(), 10)
@@ -452,3 +515,36 @@ def drain(world: World) -> None:
         assert run_id is not None
         world.reconciler.process(run_id)
         world.reconciler.queue.done(run_id)
+
+
+# -- a schedd that restarts on a new port ----------------------------------------------------
+
+def test_the_lazy_schedd_locates_a_restarted_schedd_again(world: World) -> None:
+    from swampd.launchpad.schedulers.condor_connect import LazySchedd
+
+    lazy = LazySchedd(world.condor, connect=lambda condor: world.schedd.locate())
+    world.scheduler.schedd = lazy
+    ready(world)
+    assert lazy.located == 1
+    world.schedd.restart()  # between two resyncs: the object made before dials the old port
+    record = world.settle()
+    assert world.service.get("p1", "CodeDX")["stale"] is True  # one failed call, nothing ended
+    assert record.viewer_state is ViewerState.READY
+    record = world.settle()
+    assert world.service.get("p1", "CodeDX")["stale"] is False and lazy.located == 2
+    assert record.viewer_state is ViewerState.READY and len(world.swampd_jobs()) == 1
+    world.schedd.down = True  # stopped for a while: locating fails too
+    for _ in range(3):
+        assert world.settle().viewer_state is ViewerState.READY
+    assert world.service.get("p1", "CodeDX")["stale"] is True
+    world.schedd.restart()
+    world.settle()
+    assert world.service.get("p1", "CodeDX")["stale"] is False and lazy.located == 3
+
+
+def test_a_started_job_counts_as_started_before_its_shadow_updates_the_queue(world: World) -> None:
+    ref = launched(world)
+    world.schedd.start(ref)
+    launch_id = world.record().launch_id
+    assert world.schedd.ad(ref)["NumJobStarts"] == 0  # as on a pool, for up to 15 minutes
+    assert world.scheduler.observe()[launch_id].starts == 1  # JobRunCount says so at once

@@ -144,6 +144,23 @@ def test_queue_deadline_defaults_to_the_ready_timeout_and_spares_a_started_job()
     assert schedd.query()[0]["JobStatus"] == 2
 
 
+def test_a_sites_periodic_hold_policy_goes_into_the_description_and_holds_with_code_3() -> None:
+    policy = "JobStatus == 2 && MemoryUsage =!= undefined && MemoryUsage > 2 * RequestMemory"
+    description = build_submit(job("vanilla"), HTCondorConfig(periodic_hold=policy))
+    assert description["periodic_hold"] == policy
+    assert "periodic_hold" not in build_submit(job("vanilla"), HTCondorConfig())
+    schedd = ScheddDouble()
+    schedd.submit(htcondor2.Submit(description), count=1)
+    schedd.start("1.0")
+    schedd.ad("1.0")["MemoryUsage"] = 10 * 6144
+    schedd.advance(5)
+    ad = schedd.query()[0]
+    assert (ad["JobStatus"], ad["HoldReasonCode"]) == (5, 3)
+    # The schedd quotes the expression as it unparses it (=!= reads "isnt"), as the pool showed.
+    unparsed = str(classad2.ExprTree(policy))
+    assert ad["HoldReason"] == f"The job attribute PeriodicHold expression '{unparsed}' evaluated to TRUE"
+
+
 def test_runtime_backstop_holds_a_job_past_its_lifetime() -> None:
     schedd = ScheddDouble()
     schedd.submit(htcondor2.Submit(build_submit(job("docker", max_lifetime=100), HTCondorConfig(runtime_margin=50))),
@@ -224,13 +241,15 @@ def test_htcondor_table_is_validated() -> None:
                            "htcondor": {"pool": "cm.example.org:9618", "schedd": "submit.example.org",
                                         "accounting_group": "group_viewer", "on_hold": "leave",
                                         "advertise": True, "ad_lifetime": 900, "ad_refresh": 300,
-                                        "vanilla_requirements": "HasLibvirt =?= true"},
+                                        "vanilla_requirements": "HasLibvirt =?= true",
+                                        "periodic_hold": "NumJobStarts > 3"},
                            "viewers": {"CodeDX": {"platform": "vm", "memory": 8192, "cpus": 4,
                                                   "image": "/swamp/platforms/images/codedx.qcow2"},
                                        "Dock": {"platform": "docker", "image": "swamp/codedx:1"},
                                        "Virt": {"platform": "vm", "universe": "vanilla",
                                                 "image": "/swamp/platforms/images/codedx.qcow2"}}}, "t.toml")
     assert config.htcondor.on_hold == "leave" and config.htcondor.advertise
+    assert config.htcondor.periodic_hold == "NumJobStarts > 3"
     assert config.viewers["CodeDX"].memory == 8192 and config.viewers["Virt"].universe == "vanilla"
 
 
@@ -239,6 +258,8 @@ def test_htcondor_table_is_validated() -> None:
     ({"htcondor": {"accounting_group": "group viewer"}}, "htcondor.accounting_group"),
     ({"htcondor": {"vruntask": "/bin/x\nqueue"}}, "htcondor.vruntask"),
     ({"htcondor": {"vanilla_requirements": "HasLibvirt =="}}, "htcondor.vanilla_requirements"),
+    ({"htcondor": {"periodic_hold": "MemoryUsage >"}}, "htcondor.periodic_hold"),
+    ({"htcondor": {"periodic_hold": "true\nqueue 5"}}, "htcondor.periodic_hold"),
     ({"htcondor": {"ad_lifetime": 600, "ad_refresh": 400}}, "htcondor.ad_refresh"),
     ({"htcondor": {"timeout": 0}}, "htcondor.timeout"),
     ({"htcondor": {"nosuch": 1}}, "htcondor.nosuch"),

@@ -102,4 +102,7 @@ def test_next_deadline_is_the_earliest_deadline_that_applies():
     assert next_deadline(facts(S.TERMINATING, stop=5), d) == 35
     leaving = Facts(S.TERMINATING, 0, 0, 0, 5, J.RUNNING, "", leaving=True, leaving_since=7)
     assert next_deadline(leaving, d) == 27
-    assert next_deadline(facts(S.SHUTDOWN), d) is None
+    assert next_deadline(facts(S.SHUTDOWN, J.FINISHED), d) is None
+    # A machine that shut itself down: its still running job gets the leave time, then is removed.
+    ended = Facts(S.SHUTDOWN, 0, 0, 0, 0, J.RUNNING, "", ended_at=50)
+    assert next_deadline(ended, d) == 70

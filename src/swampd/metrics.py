@@ -55,6 +55,10 @@ RESYNC_STALE = Gauge("swampd_resync_stale", "1 when the scheduler did not answer
 SCHEDULER_ANSWERED_AT = Gauge(
     "swampd_scheduler_last_answer_timestamp_seconds", "When the scheduler last answered a resync (Unix time).",
     registry=REGISTRY)
+AD_PUBLICATIONS = Counter(
+    "swampd_collector_ad_publications", "Attempts to publish collector ads, by outcome (published; refused: "
+    "the collector answered but did not take them; unreachable; skipped: held back while failing).",
+    ["outcome"], registry=REGISTRY)
 RPC_CALLS = Counter("swampd_rpc_calls", "XML-RPC calls, by method and fault code (0: no fault).",
                     ["method", "fault"], registry=REGISTRY)
 RPC_LATENCY = Histogram("swampd_rpc_call_seconds", "Seconds the daemon spent on one XML-RPC call, by method.",
@@ -115,6 +119,11 @@ def resynced(answered: bool, asked_at: float) -> None:
     if answered:
         _last_answer = asked_at
         SCHEDULER_ANSWERED_AT.set(asked_at)
+
+
+def ad_publication(outcome: str) -> None:
+    """One attempt to publish collector ads: published, refused, unreachable or skipped."""
+    AD_PUBLICATIONS.labels(outcome).inc()
 
 
 def know_methods(names: Iterable[str]) -> None:

@@ -170,7 +170,7 @@ def tracked_jobs(store: Store) -> dict[str, str]:
     return store.tracked_jobs(groups("active"))
 
 
-def register_ad_effects(reconciler: Reconciler, store: Store, config: Config) -> AdRefresher | None:
+def register_ad_effects(reconciler: Reconciler, store: Store, config: Config) -> AdPublisher | None:
     """Mirror viewer states into SWAMP's collector ads when ``[htcondor] advertise`` is on (issue 3)."""
     if "advertise" not in enabled_effects(config):
         return None
@@ -178,7 +178,7 @@ def register_ad_effects(reconciler: Reconciler, store: Store, config: Config) ->
 
     publisher = AdPublisher(store, make_collector(config.htcondor), config.htcondor)
     reconciler.register_handler("advertise", publisher.handle)
-    return AdRefresher(publisher.refresh, config.htcondor.ad_refresh)
+    return publisher
 
 
 def enabled_effects(config: Config) -> frozenset[str]:
@@ -283,7 +283,10 @@ class Daemon:
             self.changes = ChangeFeed()
             self.service.changes = self.changes
             register_database_effects(self.reconciler, self.service, self.store, config, self.state_dir)
-            self.ad_refresher = register_ad_effects(self.reconciler, self.store, config)
+            #: The collector ads' publisher (its ``stats`` count refused and unanswered attempts).
+            self.ad_publisher = register_ad_effects(self.reconciler, self.store, config)
+            self.ad_refresher = (AdRefresher(self.ad_publisher.refresh, config.htcondor.ad_refresh)
+                                 if self.ad_publisher is not None else None)
             self.runs = register_assessments(self.reconciler, self.store, config, self.changes)
             self.store.on_commit = lambda ids: (self.changes.publish(ids), self.runs.admission.on_commit(ids))
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))

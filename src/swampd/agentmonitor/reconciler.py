@@ -281,7 +281,10 @@ class Reconciler:
                 return False  # no longer possible (the last slot was taken meanwhile)
             changed = False
             if step.remove_job and record.job_ref and not tx.has_pending(record, "remove"):
-                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": step.status or "swampd",
+                # The reason the scheduler keeps (RemoveReason): the step's, else why the job must go.
+                reason = step.status or (f"swampd: launch {record.epoch} is "
+                                         f"{lifecycle.state_name(record.state)} and its job has not left")
+                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": reason,
                                               "force": step.force})
                 changed = True
             if step.submit and not tx.has_pending(record, "submit"):

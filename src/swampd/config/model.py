@@ -128,6 +128,9 @@ class HTCondorConfig:
     docker_network_type: str = ""
     #: ClassAd expression selecting the hypervisor nodes for vanilla-universe viewers.
     vanilla_requirements: str = ""
+    #: A site's hold policy: a ClassAd expression; HTCondor holds the job when it is true
+    #: (HoldReasonCode 3), and the launch ends in ERROR with the hold reason.  "" for none.
+    periodic_hold: str = ""
     #: Seconds one schedd or collector call may take before it counts as unanswered.
     timeout: float = 30.0
     #: A held job: "remove" it once its hold reason is recorded, or "leave" it held for an operator.

@@ -219,6 +219,7 @@ def _htcondor(table: Any, source: str) -> HTCondorConfig:
         "vm_bridge_interface": (str, checks.matches(_CONDOR_NAME_RE, "an interface name", empty_ok=True)),
         "docker_network_type": (str, checks.matches(_CONDOR_NAME_RE, "a docker network name", empty_ok=True)),
         "vanilla_requirements": (str, checks.classad_expression),
+        "periodic_hold": (str, checks.classad_expression),
         "timeout": ((int, float), checks.positive),
         "on_hold": (str, checks.one_of(HTCONDOR_ON_HOLD)),
         "advertise": (bool, None),

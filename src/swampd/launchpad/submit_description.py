@@ -169,6 +169,8 @@ def build_submit(job: JobDescription, condor: HTCondorConfig) -> dict[str, str]:
         "want_graceful_removal": "true",
         "job_max_vacate_time": str(int(condor.job_max_vacate_time)),
     })
+    if condor.periodic_hold:
+        desc["periodic_hold"] = condor.periodic_hold  # the site's policy (checked as an expression at load)
     check_description(desc)
     return desc
 

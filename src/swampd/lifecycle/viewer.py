@@ -44,6 +44,8 @@ class Facts:
     job_detail: str = ""
     leaving: bool = False
     leaving_since: float = 0.0
+    #: When the record last changed; for an ended launch, about when it ended.
+    ended_at: float = 0.0
 
     @property
     def job_facts(self) -> JobFacts:
@@ -116,7 +118,19 @@ def next_step(facts: Facts, deadlines: Deadlines, now: float, remove_held: bool 
     if state is ViewerState.TERMINATE_FAILED and job in GONE:
         return Step(ViewerState.TERMINATED, "Terminated")
 
+    if state is ViewerState.SHUTDOWN and job is JobView.HELD and not facts.stop_requested_at:
+        # A hold vacates a running job first: the machine shut down, and its node said so,
+        # before the scheduler showed the hold.  Nobody asked it to stop: the hold is why
+        # this launch ended, and it is what the user and the operator must see.
+        return Step(ViewerState.ERROR, f"Viewer job held{detail}", remove_job=remove_held)
+
     if state in ENDED and job in ALIVE and (remove_held or job is not JobView.HELD):
+        if (state is ViewerState.SHUTDOWN and job is not JobView.HELD and not facts.stop_requested_at
+                and not facts.leaving and now - facts.ended_at <= deadlines.leave_time):
+            # The machine shut itself down and said so; its job is finishing (powering
+            # off, saving the database, or being held, which vacates it first).  It gets
+            # the scheduler's leave time to end on its own before it is asked to go.
+            return None
         # An ended launch whose job still runs (a guest that ignored its end,
         # or a remove that failed): ask it to go, and again by force once its
         # scheduler's leave time is over.
@@ -137,6 +151,9 @@ def next_deadline(facts: Facts, deadlines: Deadlines) -> float | None:
         times.append(max(facts.ready_at, facts.last_request_at) + deadlines.idle_timeout)
     elif state in (ViewerState.STOPPING, ViewerState.TERMINATING) and facts.stop_requested_at:
         times.append(facts.stop_requested_at + deadlines.stop_timeout)
+    elif (state is ViewerState.SHUTDOWN and facts.job in ALIVE and not facts.stop_requested_at
+          and not facts.leaving):
+        times.append(facts.ended_at + deadlines.leave_time)  # its job's time to end on its own
     finite = [t for t in times if t != float("inf")]
     return min(finite) if finite else None
 
@@ -177,7 +194,8 @@ class ViewerLifecycle:
     @staticmethod
     def _facts(record: Any, job: JobFacts) -> Facts:
         return Facts(ViewerState(record.state), record.launched_at, record.ready_at, record.last_request_at,
-                     record.stop_requested_at, job.view, job.detail, job.leaving, job.leaving_since)
+                     record.stop_requested_at, job.view, job.detail, job.leaving, job.leaving_since,
+                     ended_at=record.updated_at)
 
     def next_step(self, record: Any, job: JobFacts, now: float, timing: tuple[Deadlines, bool]) -> Step | None:
         deadlines, remove_held = timing

@@ -19,11 +19,13 @@ RUNNING_STATUSES = frozenset({RUNNING, TRANSFERRING_OUTPUT, SUSPENDED})
 PROJECTION = [
     "ClusterId", "ProcId", "JobStatus", "EnteredCurrentStatus", "QDate", "JobCurrentStartDate",
     "HoldReason", "HoldReasonCode", "HoldReasonSubCode", "RemoveReason", "ExitCode",
-    "RemoteHost", "NumJobStarts", "LastVacateTime", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
+    "RemoteHost", "JobRunCount", "NumJobStarts", "LastVacateTime", "Owner", KEY_ATTR, LAUNCH_ATTR, EPOCH_ATTR,
 ]
 #: Every swampd job, and only those.
 ALL_JOBS = f"{KEY_ATTR} =!= undefined && {LAUNCH_ATTR} =!= undefined"
 REF_RE = re.compile(r"(\d+)\.(\d+)")
+#: How a schedd stores the reason of a user's remove or hold: "<reason> (by user <user>)".
+BY_USER_RE = re.compile(r"(?s)(?P<text>.*?)\s*\(by user (?P<user>[^()]*)\)")
 
 
 def launch_constraint(launch_id: str, key: str) -> str:
@@ -50,6 +52,26 @@ def job_ref(ad: Mapping[str, Any]) -> str:
     return f"{int(ad['ClusterId'])}.{int(ad['ProcId'])}"
 
 
+def user_reason(ad: Any, attribute: str, default: str) -> str:
+    """A reason given to a schedd (``RemoveReason``, ``HoldReason``), as swampd shows it.
+
+    A schedd appends ``(by user <user>)`` to the reason of every remove and
+    hold a user asks for (``(by user condor)`` for root and the pool's own
+    tools).  When that user is the job's owner, it was swampd itself, and
+    the reason is swampd's own text, the same on every pool; an action by
+    anyone else keeps the schedd's words, naming who.  Reasons of the
+    schedd's own policies carry no suffix and are kept as they are.
+    """
+    value = ad_get(ad, attribute)
+    if not isinstance(value, str) or not value:
+        return default
+    match = BY_USER_RE.fullmatch(value)
+    owner = ad_get(ad, "Owner")
+    if match is not None and isinstance(owner, str) and match["user"] == owner:
+        return match["text"] or default
+    return value
+
+
 def ad_get(ad: Any, name: str, default: Any = None) -> Any:
     try:
         value = ad.get(name, default)
@@ -63,13 +85,15 @@ def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
     common: dict[str, Any] = {
         "launch_id": str(ad_get(ad, LAUNCH_ATTR, "")),
         "key": str(ad_get(ad, KEY_ATTR, "")),
-        "starts": _number(ad_get(ad, "NumJobStarts"), 0),
+        # JobRunCount: the schedd counts a start when it starts the shadow.  NumJobStarts comes
+        # with the shadow's next queue update (SHADOW_QUEUE_UPDATE_INTERVAL, 15 min by default).
+        "starts": _number(ad_get(ad, "JobRunCount"), _number(ad_get(ad, "NumJobStarts"), 0)),
         "last_vacate": float(_number(ad_get(ad, "LastVacateTime"), 0)),
     }
     status = int(ad_get(ad, "JobStatus", 0))
     if status == HELD:
         code = ad_get(ad, "HoldReasonCode")
-        return JobObservation(status=JobStatus.HELD, reason=str(ad_get(ad, "HoldReason", "held")),
+        return JobObservation(status=JobStatus.HELD, reason=user_reason(ad, "HoldReason", "held"),
                               hold_code=int(code) if code is not None else None, **common)
     if status == COMPLETED:
         exit_code = ad_get(ad, "ExitCode")
@@ -77,7 +101,7 @@ def observation_from_ad(ad: Any, from_history: bool = False) -> JobObservation:
         return JobObservation(status=JobStatus.COMPLETED, exit_code=exit_code,
                               reason=f"job completed with exit code {exit_code}", **common)
     if status == REMOVED:
-        reason = str(ad_get(ad, "RemoveReason", "removed"))
+        reason = user_reason(ad, "RemoveReason", "removed")
         if from_history:
             return JobObservation(status=JobStatus.REMOVED, reason=reason, **common)
         # Still in the queue: removal asked for, the job is shutting down (up to job_max_vacate_time).
