@@ -519,6 +519,18 @@ class ScheddDouble:
             self._shadow_updates[key] = int(self.clock()) + self.shadow_update_interval
             ad["RemoteHost"] = host
 
+    def evict(self, ref: str) -> None:
+        """The startd preempts the running job (a higher-priority claim, the machine's owner, a
+        drain): back to idle, its start counted, LastVacateTime set, the slot's name moved to
+        LastRemoteHost, as the schedd does when a shadow exits with the job to run again."""
+        with self._lock:
+            _, ad = self._job(ref)
+            assert ad["JobStatus"] == RUNNING, "only a running job can be preempted"
+            self._set_status(ad, IDLE)
+            ad["LastVacateTime"] = int(self.clock())
+            ad["LastRemoteHost"] = ad["RemoteHost"]
+            del ad["RemoteHost"]
+
     def hold(self, ref: str, reason: str, code: int, subcode: int = 0) -> None:
         """The system holds the job (a failed transfer, a VMGAHP error, a policy)."""
         with self._lock:
