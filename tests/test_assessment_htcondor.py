@@ -131,3 +131,56 @@ def test_a_held_assessment_job_fails_the_run_with_the_hold_reason_and_is_removed
     assert record.state == S.FAILED and "VMGAHP_ERR_INTERNAL" in record.status
     assert record.status.startswith("Finished with Errors")
     assert any(a[0] == "Remove" for a in world.schedd.actions)
+
+
+def finished_by_its_results(world: World, execrunid: str) -> None:
+    """What storing a run's results leaves (the store_results effect's last transaction)."""
+    with world.store.transaction() as tx:
+        record = tx.get_run("arun", execrunid)
+        record.finished_at = world.clock()
+        tx.put_run(record)
+        tx.transition(record, int(S.FINISHED), "Finished", "test", "results stored")
+
+
+def test_a_finished_runs_job_gets_its_leave_time_to_complete_before_it_is_removed(world: World) -> None:
+    """Found on a real pool: the results arrive before vruntask has exited, and swampd removed
+    a job that was about to complete (the history showed it removed, not completed)."""
+    execrunid, ref = submitted(world)
+    world.schedd.start(ref)
+    node_reports(world, execrunid, RunState.STARTING)
+    settle(world, execrunid)
+    finished_by_its_results(world, execrunid)
+    leave = world.scheduler.leave_time()
+    settle(world, execrunid)
+    world.clock.advance(leave / 2)
+    settle(world, execrunid)
+    assert not any(a[0] == "Remove" for a in world.schedd.actions)
+    world.schedd.complete(ref)
+    world.clock.advance(leave)
+    assert settle(world, execrunid).state == S.FINISHED
+    assert not any(a[0] == "Remove" for a in world.schedd.actions)
+    assert world.schedd.history_ads[0]["JobStatus"] == 4
+
+
+def test_a_finished_runs_job_that_does_not_exit_is_removed_after_its_leave_time(world: World) -> None:
+    execrunid, ref = submitted(world)
+    world.schedd.start(ref)
+    node_reports(world, execrunid, RunState.STARTING)
+    settle(world, execrunid)
+    finished_by_its_results(world, execrunid)
+    settle(world, execrunid)
+    world.clock.advance(world.scheduler.leave_time() + 1)
+    settle(world, execrunid)
+    removes = [a for a in world.schedd.actions if a[0] == "Remove"]
+    assert len(removes) == 1 and "FINISHED" in (removes[0][2] or "")
+
+
+def test_the_leave_time_of_a_finished_run_is_a_deadline_the_reconciler_wakes_for() -> None:
+    from swampd.lifecycle.assessment import Facts, Timing, next_deadline
+    from swampd.lifecycle.base import JobFacts, JobView
+
+    timing = Timing(queue_timeout=100, run_timeout=100, collect_timeout=100, stop_timeout=70, leave_time=60)
+    running = JobFacts(JobView.RUNNING)
+    assert next_deadline(Facts(S.FINISHED, 1, 2, 3, 0, running, finished_at=500.0), timing) == 560.0
+    assert next_deadline(Facts(S.FINISHED, 1, 2, 3, 0, JobFacts(JobView.FINISHED), finished_at=500.0), timing) is None
+    assert next_deadline(Facts(S.TERMINATED, 1, 2, 3, 0, running), timing) is None

@@ -257,14 +257,15 @@ def make_pool_daemon(pool: Pool, job_files: JobFiles) -> Iterator[Callable[..., 
     made: list[PoolDaemon] = []
 
     def make(htcondor: dict[str, Any] | None = None, viewer: dict[str, Any] | None = None,
-             start: bool = True) -> PoolDaemon:
+             start: bool = True, assessments: dict[str, Any] | None = None) -> PoolDaemon:
         root = pool.private_dir("swampd-pool-daemon-")
         condor = {"vruntask": str(job_files.vruntask), "timeout": 20, "job_max_vacate_time": 30,
                   "remove_grace": 60, "pool": pool.pool, "schedd": pool.schedd_name, **(htcondor or {})}
         daemon = PoolDaemon(pool, root, viewers={VIEWER: {"platform": "process", "memory": 64, "cpus": 1,
                                                           "ready_timeout": 120, **(viewer or {})}},
                             agentmonitor={"host": "127.0.0.1", "resync_interval": 1.0},
-                            scheduler={"kind": "htcondor"}, extra={"htcondor": condor})
+                            scheduler={"kind": "htcondor"},
+                            extra={"htcondor": condor, **({"assessments": assessments} if assessments else {})})
         made.append(daemon)
         return daemon.start() if start else daemon
 
@@ -618,3 +619,44 @@ facts["warnings"] = len(records)
 facts["log"] = records
 print(json.dumps(facts))
 '''
+
+
+def test_an_assessment_runs_cppcheck_in_a_vanilla_job_and_its_results_are_stored(
+        pool: Pool, make_pool_daemon: Callable[..., PoolDaemon]) -> None:
+    from support.assess import package_archive
+
+    packages = pool.private_dir("swampd-pool-packages-")
+    daemon = make_pool_daemon(start=False, assessments={"platform": "process", "max_concurrent": 2,
+                                                        "collect_timeout": 120, "package_roots": [str(packages)]})
+    archive = package_archive(packages)
+    if pool.as_root:
+        uid, gid = pool.submit_ids()
+        os.chown(archive, uid, gid)
+    daemon.start()
+    started = time.monotonic()
+    run = daemon.api.assess({"package_path": str(archive), "tool": "cppcheck", "package_name": "hello-c",
+                             "package_version": "2.1", "package_type": "C/C++"})
+    execrunid = run["execrunid"]
+
+    def ended() -> dict[str, Any] | None:
+        now = daemon.api.getRun(execrunid)
+        return now if now["state_name"] in ("FINISHED", "FAILED", "TERMINATED") else None
+
+    try:
+        done = wait_until(ended, START_TIMEOUT + 120, f"{execrunid} to end")
+    except AssertionError:
+        say(f"daemon log:\n{daemon.log()[-4000:]}")
+        raise
+    history = daemon.api.runHistory(execrunid)
+    say(f"{execrunid}: assess -> {done['state_name']} in {elapsed(started)}s; statuses: "
+        + " | ".join(h["status"] for h in history))
+    assert done["state_name"] == "FINISHED", done
+    assert done["weaknesses"] >= 2 and Path(done["files"]["scarf"]).is_file()
+    statuses = [h["status"] for h in history]
+    assert "Waiting in HTCondor Queue" in statuses and "Performing assessment" in statuses
+    [gone] = wait_until(lambda: pool.schedd().history(f'SwampdKey == "{execrunid}"', [
+        "JobStatus", "ExitCode", "SWAMP_arun_execrunuid", "ViewerJob", "AcctGroup"], match=5), 60,
+        "the job in the history")
+    assert gone["JobStatus"] == 4 and gone["ExitCode"] == 0, gone
+    assert gone["SWAMP_arun_execrunuid"] == execrunid and gone["ViewerJob"] is False
+    assert jobs_of(pool, execrunid) == []

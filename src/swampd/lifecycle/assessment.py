@@ -73,6 +73,19 @@ class Facts:
     collecting_at: float
     stop_requested_at: float
     job: JobFacts
+    #: When the run's results (or the node's failure) ended it; 0 when something else ended it.
+    finished_at: float = 0.0
+
+
+def finishing_on_its_own(facts: Facts, timing: Timing, now: float) -> bool:
+    """The node ended the run (results stored, or its own failure) and its job is still exiting:
+    on HTCondor the results arrive before ``vruntask`` has cleaned up and exited.  Nobody asked
+    it to stop, so it gets the scheduler's leave time to complete (and show as completed in the
+    history) before it is asked to go."""
+    job = facts.job
+    return (facts.state in (S.FINISHED, S.FAILED) and bool(facts.finished_at) and not facts.stop_requested_at
+            and job.view in ALIVE and job.view is not JobView.HELD and not job.leaving
+            and now - facts.finished_at <= timing.leave_time)
 
 
 def next_step(facts: Facts, timing: Timing, now: float) -> Step | None:
@@ -124,6 +137,8 @@ def next_step(facts: Facts, timing: Timing, now: float) -> Step | None:
         return Step(S.TERMINATED, "Terminated")
 
     if state in ENDED and view in ALIVE and (timing.remove_held or view is not JobView.HELD):
+        if finishing_on_its_own(facts, timing, now):
+            return None
         return removal(job, now, timing.leave_time)
     return None
 
@@ -140,6 +155,8 @@ def next_deadline(facts: Facts, timing: Timing) -> float | None:
         times.append(facts.collecting_at + timing.collect_timeout)
     elif facts.state is S.TERMINATING and facts.stop_requested_at:
         times.append(facts.stop_requested_at + timing.stop_timeout)
+    elif finishing_on_its_own(facts, timing, facts.finished_at):
+        times.append(facts.finished_at + timing.leave_time)  # its job's time to end on its own
     return min(times) if times else None
 
 
@@ -193,7 +210,7 @@ class AssessmentLifecycle:
     @staticmethod
     def _facts(record: Any, job: JobFacts) -> Facts:
         return Facts(AssessmentState(record.state), record.submitted_at, record.started_at, record.collecting_at,
-                     record.stop_requested_at, job)
+                     record.stop_requested_at, job, record.finished_at)
 
     def next_step(self, record: Any, job: JobFacts, now: float, timing: Timing) -> Step | None:
         return next_step(self._facts(record, job), timing, now)
