@@ -40,6 +40,7 @@ from support.mariadb import DB_DIR, connect, ensure_mariadb
 
 SCHEMAS = ("assessment", "metric", "package_store", "tool_shed", "platform_store", "project")
 _SCHEMA_REF = re.compile(r"(?<![\w.$`])(" + "|".join(SCHEMAS) + r")\.(?=[A-Za-z_])")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(SCHEMAS) + r")\}")
 STRICT = "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 #: SWAMP's Sonatype tool version, the one run kind whose view row carries user_cnf.
 SONATYPE_TOOL_VERSION = "a6d2a89e-4a1c-11e7-a337-001a4a81450b"
@@ -118,15 +119,19 @@ class AssessmentWorld:
         return name, password
 
     # -- SQL -------------------------------------------------------------------------
+    def named(self, statement: str) -> str:
+        """``statement`` with ``{assessment}``, ``{metric}``, ... replaced by this world's schema names."""
+        return _PLACEHOLDER.sub(lambda m: self.names[m.group(1)], statement)
+
     def sql(self, statement: str, args: Any = None) -> list[tuple[Any, ...]]:
         """Run one statement as root in the assessment schema; ``{metric}`` etc. name this world's schemas."""
         with connect(self.assessment) as conn, conn.cursor() as cur:
-            cur.execute(statement.format(**self.names) if "{" in statement else statement, args)
+            cur.execute(self.named(statement), args)
             return list(cur.fetchall())
 
     def rows(self, statement: str, args: Any = None) -> list[dict[str, Any]]:
         with connect(self.assessment, cursorclass=pymysql.cursors.DictCursor) as conn, conn.cursor() as cur:
-            cur.execute(statement.format(**self.names) if "{" in statement else statement, args)
+            cur.execute(self.named(statement), args)
             return list(cur.fetchall())
 
     def setting(self, name: str, value: str) -> None:
