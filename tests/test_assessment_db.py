@@ -11,6 +11,7 @@ import pytest
 
 from support.assessment_db import SONATYPE_TOOL_VERSION, AssessmentWorld, sha512_of
 from support.mariadb import ensure_mariadb, start_mariadb, stop_mariadb
+from swampd.bog import format_bog, parse_bog
 from swampd.clients.assessment_db import VIEW_TO_BOG, AssessmentDatabase, BadRunArgument, fit_text
 from swampd.clients.mariadb import DatabaseRefused, DatabaseUnavailable
 from swampd.config import parse_config
@@ -94,6 +95,7 @@ def test_run_bog_has_swamps_keys_and_values(world, package):
     assert bog["swampd_package_sha512"] == sha512_of(package) and "swampd_tool_sha512" not in bog
     assert "pkg_checksum" not in bog and "package_info" not in bog
     assert all(isinstance(v, str) for v in bog.values())
+    assert parse_bog(format_bog(bog)) == bog
 
 
 def test_run_bog_of_a_metric_run_and_of_runs_that_are_not_there(world, package):
@@ -132,6 +134,7 @@ def test_run_bog_repairs_what_swamps_bog_round_trip_corrupted(world, package):
     assert json.loads(bog["packagebuild_settings"]) == json.loads(settings)
     assert bog["packagebuild_target"] == "all"
     assert bog["packagedependencylist"] == "libssl-dev zlib1g-dev libxml2-dev"
+    assert parse_bog(format_bog(bog)) == {k: v for k, v in bog.items() if v}  # the BOG file carries it intact
     # a second sonatype-user permission makes the view's subquery fail: refused, with the reason
     world.sql("INSERT INTO {project}.user_permission VALUES ('perm-2', %s, 'sonatype-user', '{}')", (user,))
     with pytest.raises(DatabaseRefused, match="more than one sonatype-user"):

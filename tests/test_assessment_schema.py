@@ -17,7 +17,7 @@ from typing import Iterator
 import pymysql
 import pytest
 
-from support.assessment_db import SCHEMAS, AssessmentWorld, assessment_world, rewrite_schemas  # noqa: F401
+from support.assessment_db import SCHEMAS, assessment_world, rewrite_schemas  # noqa: F401
 from support.daemon import free_port, wait_for
 from support.fake_agentmonitor import FakeAgentMonitor
 from support.mariadb import MysqlInstall
