@@ -55,6 +55,19 @@ def sha512_of(path: str | Path) -> str:
     return hashlib.sha512(Path(path).read_bytes()).hexdigest()
 
 
+def drop_stale_worlds(max_age: float = 3 * 3600) -> None:
+    """Drop worlds a killed test run left behind (older than ``max_age`` seconds): their events
+    would otherwise run every 3 s for ever."""
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_SCHEMA REGEXP"
+                    " '^swampd_t[0-9a-f]{8}_assessment$' GROUP BY TABLE_SCHEMA"
+                    " HAVING MIN(CREATE_TIME) < now() - INTERVAL %s SECOND", (int(max_age),))
+        for (schema,) in cur.fetchall():
+            prefix = schema[: -len("assessment")]
+            for name in SCHEMAS:
+                cur.execute(f"DROP DATABASE IF EXISTS `{prefix}{name}`")
+
+
 class AssessmentWorld:
     """SWAMP's assessment and metric schemas (and what exec_run_view joins), per test."""
 
@@ -79,6 +92,7 @@ class AssessmentWorld:
 
     def create(self) -> "AssessmentWorld":
         ensure_mariadb()
+        drop_stale_worlds()
         with connect() as conn, conn.cursor() as cur:
             for name in self.names.values():
                 cur.execute(f"CREATE DATABASE {name} CHARACTER SET {self.charset}")
