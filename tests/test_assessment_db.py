@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
@@ -378,3 +382,27 @@ def test_the_documented_grants_are_enough(world, package, tmp_path):
     db.set_flags(metric, complete_flag=1)
     db.save_results(metric, stored())
     assert len(world.results(uuid)) == 1 and world.flags(metric) == (1, 0, 1)
+
+
+def test_a_row_held_by_the_web_servers_soft_delete_is_retried_not_waited_for(world, package, tmp_path):
+    """db-deploy §1.5: the soft delete runs kill_run inside its UPDATE, holding the record's row lock."""
+    slow_kill = Path(tempfile.mkdtemp(prefix="swampd-slowkill-"))
+    try:
+        os.chmod(slow_kill, 0o755)
+        (slow_kill / "kill_run").write_text("#!/bin/sh\nsleep 6\n")
+        os.chmod(slow_kill / "kill_run", 0o755)
+        world.setting("kill_run_cmd", str(slow_kill / "kill_run"))
+        uuid = world.add_run(package)
+        deleting = threading.Thread(target=world.soft_delete, args=(uuid,))
+        deleting.start()
+        time.sleep(1.0)
+        db = client(world, read_timeout=3)  # waits at most 2 s for a lock
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="1205"):
+            db.set_flags(uuid, submitted_to_condor_flag=1)
+        assert time.monotonic() - started < 4
+        deleting.join(30)
+        db.set_flags(uuid, submitted_to_condor_flag=1)  # the retry, once kill_run has returned
+        assert world.flags(uuid) == (0, 1, 0)
+    finally:
+        shutil.rmtree(slow_kill, ignore_errors=True)

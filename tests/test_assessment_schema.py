@@ -216,3 +216,21 @@ def test_update_execution_run_status_has_no_else(assessment_world, package):
     assert refused.value.args[0] == 1339  # "Case not found for CASE statement", as in SWAMP
     world.sql("CALL update_execution_run_status(%s, 'status', 'Finished', @rs)", (uuid,))
     assert world.record(uuid)["status"] == "Finished"
+
+
+def test_the_procedure_writes_its_status_after_the_program_returns(assessment_world, programs, agent, package):
+    """A hazard for the daemon, as SWAMP's procedure has it (db-deploy §1.7): 'SUBMITTING TO HTCONDOR'
+    is written after execute_execution_record exits 0, so a status the daemon wrote while the
+    program waited for its answer (or in the moment after) is overwritten."""
+    from swampd.clients.assessment_db import AssessmentDatabase
+    from swampd.config import parse_config
+
+    world = assessment_world
+    world.events(False)
+    world.use_programs(programs.bin)
+    db = AssessmentDatabase(parse_config({"mariadb": world.mariadb_table()}, "t.toml").mariadb)
+    agent.on_launch = lambda body: db.update_field(body["execrunid"], "status", "Waiting in HTCondor Queue")
+    uuid = world.add_run(package)
+    world.process_queue()
+    assert world.status_history(uuid) == ["Waiting in HTCondor Queue", "SUBMITTING TO HTCONDOR"]
+    assert world.record(uuid)["status"] == "SUBMITTING TO HTCONDOR"

@@ -13,7 +13,7 @@ import socketserver
 import threading
 import xmlrpc.client
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 
@@ -39,6 +39,8 @@ class FakeAgentMonitor:
         self.calls: list[dict[str, Any]] = []
         self.fault: tuple[int, str] | None = None
         self.delay = 0.0
+        #: Called with each launchRun struct before the answer (what the daemon does meanwhile).
+        self.on_launch: Callable[[dict[str, Any]], None] | None = None
         if unix_socket is not None:
             self.server: SimpleXMLRPCServer = _UnixServer(str(unix_socket), requestHandler=_UnixHandler,
                                                           logRequests=False, allow_none=False)
@@ -53,6 +55,8 @@ class FakeAgentMonitor:
 
     def _launch_run(self, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(body)
+        if self.on_launch is not None:
+            self.on_launch(body)
         if self.delay:
             threading.Event().wait(self.delay)
         if self.fault is not None:
