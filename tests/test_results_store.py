@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from dataclasses import replace
@@ -197,6 +198,23 @@ def test_a_metric_run_goes_to_metrics_with_its_line_counts(tmp_path):
     assert got.package_lines == PackageLines(code=120, comment=30, blank=10, total=160)
     with pytest.raises(ResultsStoreError, match="M- run id"):
         store_results(results, store, "METRIC", R, metric=True, execrunid="0b1f0000")
+    with pytest.raises(ResultsStoreError, match="M- run id"):  # its folder is an ARun's: no M- id to use
+        store_results(results, store, "METRIC", R, metric=True)
+
+    # with a metric store (SWAMP's /swamp/store/SCAPackages/Metrics), the M- id from the results folder
+    folder = tmp_path / "node" / "results" / METRIC_ID / "e2"
+    folder.parent.mkdir(parents=True)
+    Path(results.results_dir).rename(folder)
+    moved = replace(results, results_dir=str(folder),
+                    files={role: replace(f, path=str(folder / f.name)) for role, f in results.files.items()})
+    metrics = tmp_path / "Metrics"
+    metrics.mkdir()
+    got = store_results(moved, tmp_path / "SCAProjects-unused", "METRIC", R, metric=True, metric_store=metrics)
+    assert got.result_path == str(metrics / METRIC_ID / "parsed_results.xml")
+    assert sorted(p.name for p in (metrics / METRIC_ID).iterdir()) == [
+        "assessment-report.json", "outputdisk.tar.gz", "parsed_results.xml"]
+    # what the daemon keeps in its outbox, and reads back for the database call
+    assert StoredResult.from_payload(json.loads(json.dumps(got.to_payload()))) == got
 
 
 def test_package_lines_need_all_four_whole_numbers_and_clean_xml(tmp_path):

@@ -14,6 +14,7 @@ from support.daemon import free_port
 from swampd.clients.webserver import (
     WebServerRefused,
     WebServerUnavailable,
+    notifier,
     notify_complete,
     notify_url,
     notify_with,
@@ -134,7 +135,8 @@ def test_tls_is_verified_by_default(certificate):
         off = parse_config({"webserver": {"base_url": server.base, "verify_tls": False}}, "t.toml").webserver
         assert off is not None and off.verify is False
         notify_with(off, UUID)  # an operator's explicit choice
-        assert len(server.requests) == 3
+        notifier(config.webserver)(UUID)  # what the daemon's notify effect calls
+        assert len(server.requests) == 4
     finally:
         server.close()
 

@@ -42,9 +42,13 @@ import pymysql.err
 from swampd.clients.mariadb import DatabaseRefused, call_procedure, connection
 from swampd.config import MariaDBConfig
 from swampd.identifiers import is_identifier
-from swampd.results.store import StoredResult
+from swampd.results.store import StoredResult  # re-exported: what save_results takes
 
 log = logging.getLogger(__name__)
+
+__all__ = ["AssessmentDatabase", "BadRunArgument", "StoredResult", "STATUS_FIELDS", "VIEW_TO_BOG",
+           "VIEW_TO_BOG_OPTIONAL", "VIEW_TO_CHECKSUM", "bog_from_rows", "check_run_id", "fit_text",
+           "is_metric_run"]
 
 METRIC_PREFIX = "M-"
 #: ``update_execution_run_status`` fields and the longest value their column holds

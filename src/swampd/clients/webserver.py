@@ -16,6 +16,9 @@ answer decides what the caller does next:
 """
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 import requests
 
 from swampd.config import WebServerConfig
@@ -76,6 +79,11 @@ def notify_complete(web_base_url: str, execrunid: str, verify: bool | str = True
 def notify_with(config: WebServerConfig, execrunid: str) -> None:
     """``notify_complete`` with the ``[webserver]`` settings."""
     notify_complete(config.base_url, execrunid, config.verify, config.timeout)
+
+
+def notifier(config: WebServerConfig) -> Callable[[str], None]:
+    """``notify(execrunid)`` bound to the ``[webserver]`` settings (what the daemon's effect calls)."""
+    return functools.partial(notify_with, config)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

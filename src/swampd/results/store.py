@@ -7,7 +7,8 @@ swamp-assessment.md §3.2, §3.6), into
                                                      is the result), the package archive,
                                                      assessment-report.json
           <project_store>/<project>/A-Logs/<R>/run.out
-    MRun  <store>/Metrics/<M-id>/                    the result, outputdisk.tar.gz, assessment-report.json
+    MRun  <metric_store>/<M-id>/                     the result, outputdisk.tar.gz, assessment-report.json
+          (SWAMP's metric store: /swamp/store/SCAPackages/Metrics)
 
 where ``R`` is the assessment_result uuid.  ``store_results`` does the same
 from the folder an execute node described (``runreports.RunResults``) and
@@ -32,8 +33,9 @@ import errno
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from swampd.identifiers import is_identifier
 from swampd.results.errors import ResultsError
@@ -74,29 +76,46 @@ class StoredResult:
     status_out_error: str
     package_lines: PackageLines | None = None
 
+    def to_payload(self) -> dict[str, Any]:
+        """A JSON-able dict (an outbox payload); ``from_payload`` reads it back."""
+        payload = asdict(self)
+        payload["package_lines"] = asdict(self.package_lines) if self.package_lines else None
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "StoredResult":
+        values = {f.name: payload[f.name] for f in fields(cls) if f.name in payload}
+        lines = values.get("package_lines")
+        values["package_lines"] = PackageLines(**lines) if lines else None
+        return cls(**values)
+
 
 def store_results(results: RunResults, project_store: Path, projectid: str, result_uuid: str,
-                  metric: bool, execrunid: str = "") -> StoredResult:
+                  metric: bool, execrunid: str = "", metric_store: str | Path | None = None) -> StoredResult:
     """Copy the run's files into the results tree, checked; what the database call needs.
 
     ARun: ``<project_store>/<projectid>/A-Results/<result_uuid>/`` and
-    ``.../A-Logs/<result_uuid>/run.out``.  MRun (``metric``): ``project_store``
-    is the package store (SWAMP's /swamp/store/SCAPackages) and the files go to
-    ``<project_store>/Metrics/<execrunid>/``.  ``project_store`` must exist.
+    ``.../A-Logs/<result_uuid>/run.out``.  MRun (``metric``): ``<metric_store>/<M-id>/``
+    (SWAMP: /swamp/store/SCAPackages/Metrics/<M-id>/), or without a metric store
+    ``<project_store>/Metrics/<M-id>/``; the M- id is ``execrunid``, or else the
+    results folder's (``<resultsfolder>/<execrunid>/e<epoch>``, runreports).  The
+    store directory must exist (a store that is not mounted is an OSError: later).
     """
     for name, value in (("projectid", projectid), ("result_uuid", result_uuid)):
         if not is_identifier(value):
             raise ResultsStoreError(f"{name} {value[:60]!r} is not an identifier")
+    if metric and not execrunid:
+        execrunid = Path(results.results_dir).parent.name
     if metric and not (execrunid.startswith("M-") and is_identifier(execrunid)):
         raise ResultsStoreError(f"a metric run needs its M- run id, not {execrunid[:60]!r}")
     files = results.files
     if results.result not in files:
         raise ResultsStoreError(f"the result ({results.result}) is not among the run's files")
-    store = Path(project_store)
+    store = Path(metric_store) if metric and metric_store else Path(project_store)
     if not store.is_dir():
         raise FileNotFoundError(errno.ENOENT, "results store is not a directory", str(store))
     if metric:
-        result_dir = _make_dirs(store, ("Metrics", execrunid))
+        result_dir = _make_dirs(store, (execrunid,) if metric_store else ("Metrics", execrunid))
         log_dir = None
     else:
         result_dir = _make_dirs(store, (projectid, "A-Results", result_uuid))
