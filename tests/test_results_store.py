@@ -157,8 +157,10 @@ def test_links_special_files_and_names_outside_the_folder_are_refused(tmp_path):
     with pytest.raises(ResultsStoreError, match="not a directory"):
         store_results(results, store, "linked-project", R, metric=False)
     assert not list(elsewhere.iterdir())
-    with pytest.raises(FileNotFoundError):  # a store that is not there (not mounted): retry later
-        store_results(results, tmp_path / "no-store", PROJECT, R, metric=False)
+    with pytest.raises(FileNotFoundError):  # a store whose parent is not there: retry later
+        store_results(results, tmp_path / "not-mounted" / "SCAProjects", PROJECT, R, metric=False)
+    store_results(results, tmp_path / "new-store", PROJECT, R, metric=False)  # the store itself is made
+    assert (tmp_path / "new-store" / PROJECT / "A-Results" / R / "parsed_results.xml").is_file()
 
 
 def test_a_second_call_after_a_crash_copies_nothing_again(tmp_path):

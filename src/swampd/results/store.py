@@ -99,7 +99,8 @@ def store_results(results: RunResults, project_store: Path, projectid: str, resu
     (SWAMP: /swamp/store/SCAPackages/Metrics/<M-id>/), or without a metric store
     ``<project_store>/Metrics/<M-id>/``; the M- id is ``execrunid``, or else the
     results folder's (``<resultsfolder>/<execrunid>/e<epoch>``, runreports).  The
-    store directory must exist (a store that is not mounted is an OSError: later).
+    store directory is made if its parent exists; a missing parent is an OSError
+    (a retry may find it).
     """
     for name, value in (("projectid", projectid), ("result_uuid", result_uuid)):
         if not is_identifier(value):
@@ -112,8 +113,12 @@ def store_results(results: RunResults, project_store: Path, projectid: str, resu
     if results.result not in files:
         raise ResultsStoreError(f"the result ({results.result}) is not among the run's files")
     store = Path(metric_store) if metric and metric_store else Path(project_store)
+    try:
+        os.mkdir(store, DIR_MODE)  # the store itself, not its parents: a missing parent is an OSError
+    except FileExistsError:
+        pass
     if not store.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "results store is not a directory", str(store))
+        raise NotADirectoryError(errno.ENOTDIR, "results store is not a directory", str(store))
     if metric:
         result_dir = _make_dirs(store, (execrunid,) if metric_store else ("Metrics", execrunid))
         log_dir = None
