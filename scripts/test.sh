@@ -22,7 +22,8 @@ DEB_TESTS=(tests/test_vm_guest.py tests/test_vm_prepare_finish.py tests/test_lau
            tests/test_native_report.py tests/test_native_viewer.py tests/test_archives.py
            tests/test_results_page.py tests/test_joblog.py tests/test_display_names.py tests/test_statusout.py
            tests/test_oneline.py tests/test_assessment_run.py tests/test_assessment_collect.py
-           tests/test_cppcheck_tool.py tests/test_assessment_guest.py)
+           tests/test_cppcheck_tool.py tests/test_assessment_guest.py tests/test_execute_execution_record_cli.py
+           tests/test_results_store.py)
 echo "== viewer, assessment, Native and guest tests on Debian's $("$DEB_PYTHON" --version 2>&1) ($DEB_PYTHON) =="
 if [ ! -x .venv-deb/bin/python ]; then
     "$DEB_PYTHON" -m venv .venv-deb

@@ -154,7 +154,7 @@ class MysqlInstall:
         python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
         self.bin = self.root / "bin"
         self.bin.mkdir()
-        for name in ("launch_viewer", "kill_run"):
+        for name in ("launch_viewer", "kill_run", "execute_execution_record"):
             text = (ROOT / "etc" / "mariadb" / name).read_text()
             text = re.sub(r"(?m)^SWAMPD_PYTHON=.*$", f"SWAMPD_PYTHON={python}", text)
             text = re.sub(r"(?m)^SWAMPD_PYTHONPATH=.*$", f"SWAMPD_PYTHONPATH={src}", text)

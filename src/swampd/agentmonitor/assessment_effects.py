@@ -191,6 +191,7 @@ class AssessmentEffects:
 
         metric = record.KIND == "mrun"
         stored = store_results(results, project_store(self.config), record.projectid, record.result_uuid, metric,
+                               execrunid=record.execrunid if metric else "",
                                metric_store=self.config.assessments.metric_store or None)
         return stored.to_payload()
 

@@ -210,10 +210,10 @@ def register_assessments(reconciler: Reconciler, store: Store, config: Config,
         from swampd.clients.assessment_db import AssessmentDatabase
 
         database = AssessmentDatabase(config.mariadb)
-    if getattr(config, "webserver", None) is not None:
+    if config.webserver is not None:
         from swampd.clients.webserver import notifier
 
-        web = notifier(config.webserver)  # type: ignore[attr-defined]
+        web = notifier(config.webserver)
     effects = AssessmentEffects(store, config, service, database, web)
     for name in ("prepare", "store_results", "run_status", "db_results", "notify"):
         reconciler.register_handler(name, getattr(effects, name))

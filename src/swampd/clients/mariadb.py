@@ -1,4 +1,8 @@
-"""The only code that talks to SWAMP's MariaDB: ``viewer_store`` procedures and rows.
+"""SWAMP's MariaDB: the connection and error rules, and the ``viewer_store`` procedures and rows.
+
+``swampd.clients.assessment_db`` (the assessment and metric runs) uses the
+same ``connection`` and ``call_procedure``, so both kinds of call fail the
+same way.
 
 One short connection per call, with connect and read timeouts, so that a
 database that is down or hung costs a caller seconds, never a stuck worker,
@@ -12,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from contextlib import contextmanager
-
 import pymysql
+import pymysql.cursors
 import pymysql.err
 
 from swampd.config import MariaDBConfig
@@ -88,33 +92,8 @@ class ViewerStore:
 
     @contextmanager
     def _connection(self) -> Iterator[pymysql.connections.Connection]:
-        cfg = self.config
-        kwargs: dict[str, Any] = dict(
-            user=cfg.user, password=read_password(cfg.password_file), database=cfg.database,
-            connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
-            write_timeout=cfg.read_timeout, autocommit=False, charset="utf8mb4",
-        )
-        if cfg.unix_socket:
-            kwargs["unix_socket"] = cfg.unix_socket
-        else:
-            kwargs.update(host=cfg.host, port=cfg.port)
-        try:
-            conn = pymysql.connect(**kwargs)
-        except pymysql.err.MySQLError as exc:
-            raise _translate(exc, "connect") from None
-        try:
+        with connection(self.config, self.config.database) as conn:
             yield conn
-        except pymysql.err.MySQLError as exc:
-            try:
-                conn.rollback()
-            except pymysql.err.MySQLError:
-                pass
-            raise _translate(exc, "call") from None
-        finally:
-            try:
-                conn.close()
-            except pymysql.err.MySQLError:
-                pass
 
     def ping(self) -> None:
         with self._connection() as conn, conn.cursor() as cur:
@@ -137,19 +116,11 @@ class ViewerStore:
 
         ``procedure`` is one of our own literal names, never caller input.
         """
-        marks = ", ".join("%s" for _ in args)
         with self._connection() as conn, conn.cursor() as cur:
-            cur.execute(f"CALL {procedure}({marks}, @swampd_rs)", args)
-            while cur.nextset():
-                pass
-            cur.execute("SELECT @swampd_rs")
-            row = cur.fetchone()
+            answer = call_procedure(cur, procedure, args)
             conn.commit()
-        answer = (row[0] if row else None) or ""
-        if isinstance(answer, bytes):
-            answer = answer.decode("utf-8", "replace")
-        if answer.strip() != "SUCCESS":
-            raise DatabaseRefused(f"{procedure} returned {answer.strip() or 'nothing'!r}")
+        if answer != "SUCCESS":
+            raise DatabaseRefused(f"{procedure} returned {answer or 'nothing'!r}")
 
     def add_launch(self, row: LaunchRow) -> bool:
         """Insert a ``viewer_launch_history`` row unless that launch is already there.
@@ -173,6 +144,61 @@ class ViewerStore:
                  row.run_date))
             conn.commit()
         return True
+
+
+@contextmanager
+def connection(cfg: MariaDBConfig, database: str, init_command: str | None = None,
+               client_flag: int = 0) -> Iterator[pymysql.connections.Connection]:
+    """One short connection to ``database`` with the configured account and timeouts.
+
+    Not autocommitting: the caller commits.  MySQL errors leaving the block
+    are rolled back and translated into ``DatabaseUnavailable`` (retry) or
+    ``DatabaseRefused`` (the database said no).
+    """
+    kwargs: dict[str, Any] = dict(
+        user=cfg.user, password=read_password(cfg.password_file), database=database,
+        connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout,
+        write_timeout=cfg.read_timeout, autocommit=False, charset="utf8mb4",
+        init_command=init_command, client_flag=client_flag,
+    )
+    if cfg.unix_socket:
+        kwargs["unix_socket"] = cfg.unix_socket
+    else:
+        kwargs.update(host=cfg.host, port=cfg.port)
+    try:
+        conn = pymysql.connect(**kwargs)
+    except pymysql.err.MySQLError as exc:
+        raise _translate(exc, "connect") from None
+    try:
+        yield conn
+    except pymysql.err.MySQLError as exc:
+        try:
+            conn.rollback()
+        except pymysql.err.MySQLError:
+            pass
+        raise _translate(exc, "call") from None
+    finally:
+        try:
+            conn.close()
+        except pymysql.err.MySQLError:
+            pass
+
+
+def call_procedure(cur: pymysql.cursors.Cursor, procedure: str, args: tuple[object, ...]) -> str:
+    """``CALL procedure(args..., @swampd_rs)`` and its ``return_string``, trimmed ('' for NULL).
+
+    ``procedure`` is one of our own literal names (schema-qualified or not), never caller input.
+    """
+    marks = ", ".join("%s" for _ in args)
+    cur.execute(f"CALL {procedure}({marks}{', ' if args else ''}@swampd_rs)", args)
+    while cur.nextset():
+        pass
+    cur.execute("SELECT @swampd_rs")
+    row = cur.fetchone()
+    answer = (row[0] if row else None) or ""
+    if isinstance(answer, bytes):
+        answer = answer.decode("utf-8", "replace")
+    return str(answer).strip()
 
 
 def _translate(exc: pymysql.err.MySQLError, during: str) -> DatabaseError:

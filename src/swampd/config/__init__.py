@@ -35,6 +35,7 @@ from swampd.config.model import (
     TOOL_PLACEHOLDERS,
     ToolConfig,
     ViewerConfig,
+    WebServerConfig,
     config_path_from,
     daemon_url,
     default_state_dir,
@@ -46,6 +47,6 @@ from swampd.config.parse import load_config, parse_config
 __all__ = [
     "ALLOWED_UNIVERSES", "MachineConfig", "AssessmentsConfig", "DEFAULT_UNIVERSE", "UNIVERSES", "CODEDX_AUTH", "COMMAND_PLACEHOLDERS", "DEFAULT_PORT", "DEFAULT_VIEWER_VERSIONS", "PLACEHOLDER_RE",
     "PLATFORMS", "SCHEDULERS", "AgentMonitorConfig", "CodeDxConfig", "Config", "ConfigError",
-    "HTCondorConfig", "MariaDBConfig", "NativeConfig", "SchedulerConfig", "TOOL_PLACEHOLDERS", "ToolConfig", "ViewerConfig", "config_path_from", "daemon_url",
+    "HTCondorConfig", "MariaDBConfig", "NativeConfig", "SchedulerConfig", "TOOL_PLACEHOLDERS", "ToolConfig", "ViewerConfig", "WebServerConfig", "config_path_from", "daemon_url",
     "default_state_dir", "fill_placeholders", "is_loopback", "load_config", "parse_config",
 ]

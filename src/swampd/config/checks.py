@@ -153,6 +153,13 @@ def daemon_url_value(value: str) -> str | None:
     return None
 
 
+def web_base_url(value: str) -> str | None:
+    """An http(s) URL with a host, no query, fragment, credentials or white space."""
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?", value):
+        return "must be an http:// or https:// URL (host, optional port and path; no query or credentials)"
+    return None
+
+
 def at_least(minimum: int) -> Check:
     def check(value: int) -> str | None:
         return None if value >= minimum else f"must be at least {minimum}"

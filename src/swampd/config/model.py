@@ -260,6 +260,36 @@ class MariaDBConfig:
     #: Write viewer_launch_history rows and viewer_instance status (legacy columns).
     launch_history: bool = False
     viewer_versions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_VIEWER_VERSIONS))
+    #: Database holding SWAMP's assessment objects (exec_run_view, execution_record,
+    #: update_execution_run_status, insert_results); on the same server and account.
+    assessment_database: str = "assessment"
+    #: Database holding SWAMP's metric runs (metric_run), for ``M-`` run ids.
+    metric_database: str = "metric"
+
+
+@dataclass(frozen=True)
+class WebServerConfig:
+    """``[webserver]``: SWAMP's web server, told when a run whose user asked for it has finished.
+
+    Present only when the file has a ``[webserver]`` table; without one no
+    notification is sent (SWAMP: swamp.conf ``swamp_api_web_server``).
+    """
+
+    #: The web server's API base; the notification is ``POST <base_url>/execution_records/<uuid>/notify``.
+    base_url: str = ""
+    #: TLS certificate verification; on unless an operator turns it off (SWAMP used curl --insecure).
+    verify_tls: bool = True
+    #: CA bundle (PEM) for the web server's certificate, e.g. the facility's CA; empty: the system's.
+    ca_bundle: str = ""
+    #: Seconds for one request (connect and read).
+    timeout: float = 30.0
+
+    @property
+    def verify(self) -> bool | str:
+        """What ``requests`` takes as ``verify``: False, the CA bundle, or True (the system's CAs)."""
+        if not self.verify_tls:
+            return False
+        return self.ca_bundle or True
 
 
 @dataclass(frozen=True)
@@ -353,6 +383,7 @@ class Config:
     native: NativeConfig = field(default_factory=NativeConfig)
     tools: dict[str, ToolConfig] = field(default_factory=default_tools)
     assessments: AssessmentsConfig = field(default_factory=AssessmentsConfig)
+    webserver: WebServerConfig | None = None
 
     @property
     def viewer_names(self) -> frozenset[str]:

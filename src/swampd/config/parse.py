@@ -26,6 +26,7 @@ from swampd.config.model import (
     SchedulerConfig,
     ToolConfig,
     ViewerConfig,
+    WebServerConfig,
     default_tools,
     is_loopback,
 )
@@ -50,7 +51,7 @@ def load_config(path: str | None) -> Config:
 def parse_config(data: dict[str, Any], source: str) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the bad key."""
     checks.no_unknown(data, {"agentmonitor", "scheduler", "viewers", "mariadb", "codedx", "htcondor",
-                                  "native", "tools", "assessments"}, source, "")
+                                  "native", "tools", "assessments", "webserver"}, source, "")
     am = checks.section(data, "agentmonitor", source)
     sc = checks.section(data, "scheduler", source)
     agentmonitor = AgentMonitorConfig(
@@ -122,8 +123,9 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
     native = _native(data["native"], source) if "native" in data else NativeConfig()
     tools = _tools(data["tools"], source) if "tools" in data else default_tools()
     assessments = _assessments(data["assessments"], source) if "assessments" in data else AssessmentsConfig()
+    webserver = _webserver(data["webserver"], source) if "webserver" in data else None
     return Config(agentmonitor, scheduler, viewers, source, mariadb, codedx, htcondor=htcondor, native=native,
-                  tools=tools, assessments=assessments)
+                  tools=tools, assessments=assessments, webserver=webserver)
 
 
 _TOOL_TEXT_RE = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
@@ -250,8 +252,24 @@ def _mariadb(table: Any, source: str) -> MariaDBConfig:
         "read_timeout": ((int, float), checks.positive),
         "launch_history": (bool, None),
         "viewer_versions": (dict, checks.viewer_versions),
+        "assessment_database": (str, checks.sql_name),
+        "metric_database": (str, checks.sql_name),
     })
     return MariaDBConfig(**values)
+
+
+def _webserver(table: Any, source: str) -> WebServerConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: webserver: must be a table")
+    values = checks.fields(table, source, "webserver", {
+        "base_url": (str, checks.web_base_url),
+        "verify_tls": (bool, None),
+        "ca_bundle": (str, checks.readable_file),
+        "timeout": ((int, float), checks.positive),
+    })
+    if "base_url" not in values:
+        raise ConfigError(f"{source}: webserver.base_url: required (SWAMP's swamp_api_web_server)")
+    return WebServerConfig(**values)
 
 
 def _codedx(table: Any, source: str, viewers: dict[str, ViewerConfig]) -> CodeDxConfig:
