@@ -29,7 +29,11 @@ CHANGE = "every state change"
 
 class Waiting(Exception):
     """An effect cannot happen yet and is not failing (an earlier job is still leaving):
-    it is tried again at the next resync, without counting an attempt."""
+    it is tried again at the next resync (or after ``after`` seconds), without counting an attempt."""
+
+    def __init__(self, message: str, after: float | None = None) -> None:
+        super().__init__(message)
+        self.after = after
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ EFFECTS: dict[str, Effect] = {effect.name: effect for effect in (
            trigger="an execute node delivered an assessment's results"),
     Effect("run_status", lane="database", slow=True, workers=2, trigger=CHANGE, kinds=("arun", "mrun")),
     Effect("db_results", lane="database", slow=True, workers=2, trigger="an assessment's results were stored"),
+    Effect("vm_fields", lane="database", slow=True, workers=2,
+           trigger="an assessment's machine reported its address (WROTEIPADDR)"),
     Effect("notify", lane="notify", slow=True, workers=1, trigger="a run that asked for it has its final status"),
 )}
 

@@ -34,6 +34,8 @@ from typing import Any
 
 from swampd.checksums import stream_digest
 from swampd.config import Config, ToolConfig
+from swampd.effects import Waiting
+from swampd.failpoints import failpoint
 from swampd.lifecycle.assessment import AssessmentState
 from swampd.paths import PathRefused, open_confined
 from swampd.runreports import ERRORS, RunResults
@@ -58,6 +60,10 @@ def project_store(config: Config) -> Path:
 
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: Seconds after a database run is accepted before its first status is written (see run_status).
+PROCEDURE_SETTLE = 3.0
 
 
 class AssessmentEffects:
@@ -114,9 +120,14 @@ class AssessmentEffects:
         except PathRefused as exc:
             self._fail(item, str(exc))
             return
-        expected = bog.get("packagechecksum") or bog.get("package_checksum") or ""
+        # The database's checksums (run_bog's swampd_* keys; SWAMP's pkg_checksum, tool_checksum).
+        expected = bog.get("swampd_package_sha512") or bog.get("packagechecksum") or ""
         if expected and expected.lower() != package_sha:
             self._fail(item, f"the package archive does not match its recorded checksum ({expected[:16]}...)")
+            return
+        expected_tool = bog.get("swampd_tool_sha512", "")
+        if expected_tool and tool_sha and expected_tool.lower() != tool_sha:
+            self._fail(item, f"the tool archive does not match its recorded checksum ({expected_tool[:16]}...)")
             return
         with self.store.transaction(durable=False) as tx:
             current = tx.get_run_by_id(item.run_id)
@@ -165,6 +176,7 @@ class AssessmentEffects:
                         tx.put_run(current)
                 record = self._current(item, S.COLLECTING) or record
             stored = self._store_copies(record, results)
+            failpoint("results.after_copy")
         with self.store.transaction() as tx:
             current = tx.get_run_by_id(item.run_id)
             if not isinstance(current, AssessmentRecord) or current.epoch != item.epoch or current.state != S.COLLECTING:
@@ -205,6 +217,11 @@ class AssessmentEffects:
             return
         state, status = int(item.payload["state"]), str(item.payload.get("status", ""))
         execrunid = record.execrunid
+        settle = record.queued_at + PROCEDURE_SETTLE - time.time() if record.source == "database" else 0.0
+        if settle > 0 and state != S.QUEUED:
+            # SWAMP's launch procedure writes 'SUBMITTING TO HTCONDOR' once execute_execution_record
+            # has returned: a status written before that would be overwritten.
+            raise Waiting("the launch procedure writes its own status first", after=settle)
         if state == S.QUEUED:
             if status.startswith("SWAMP off"):
                 self.db.update_field(execrunid, "status", status)
@@ -230,7 +247,24 @@ class AssessmentEffects:
             return
         from swampd.clients.assessment_db import StoredResult
 
+        failpoint("db_results.before_insert")
         self.db.save_results(record.execrunid, StoredResult.from_payload(item.payload))
+        failpoint("db_results.after_insert")
+
+    def vm_fields(self, item: OutboxItem) -> None:
+        """The machine's address as its node reported it, and the image it ran (SWAMP's vm_* fields;
+        never vm_password: swampd's machines take no logins from the web)."""
+        if self.db is None:
+            return
+        record = self.store.get_run_by_id(item.run_id)
+        if not isinstance(record, AssessmentRecord) or record.epoch != item.epoch:
+            return
+        address = str(item.payload.get("vm_ip_address", ""))
+        if address:
+            self.db.update_field(record.execrunid, "vm_ip_address", address)
+        runs = self.config.assessments
+        image = json.loads(record.bog or "{}").get("platform_image") or runs.image or runs.platform
+        self.db.update_field(record.execrunid, "vm_image", str(image)[:100])
 
     def notify(self, item: OutboxItem) -> None:
         record = self.store.get_run_by_id(item.run_id)

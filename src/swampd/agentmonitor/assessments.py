@@ -220,8 +220,10 @@ class AssessmentService:
             suffix = retry_suffix(record.epoch, self.config.assessments.max_retries)
             state = AssessmentState(record.state)
             if rep.event:
-                if rep.event not in EVENTS:
-                    return False  # SWAMP's monitor ignored lines it did not know
+                if rep.event not in EVENTS or state is S.COLLECTING:
+                    # SWAMP's monitor ignored lines it did not know; a guest event read after the
+                    # machine is down would put the status back to "Performing assessment".
+                    return False
                 status, state = EVENTS[rep.event] + suffix, S.RUNNING if state is S.SUBMITTED else state
             elif rep.state == RunState.STARTING:
                 status, state = (rep.status or STARTING_STATUS["process"]) + suffix, S.RUNNING
@@ -239,6 +241,9 @@ class AssessmentService:
                 return False
             tx.transition(record, int(state), status[:128], "node",
                           f"event {rep.event}" if rep.event else f"state {rep.state}")
+            if rep.event == "WROTEIPADDR" and rep.vmip:
+                # SWAMP's vm_ip_address and vm_image, after the status in the database lane.
+                tx.enqueue(record, "vm_fields", {"vm_ip_address": rep.vmip[:50]})
         self.reconciler.enqueue(record.id)
         return True
 
@@ -286,6 +291,7 @@ class AssessmentService:
             "status": record.status,
             "epoch": record.epoch,
             "accepted": accepted,
+            "source": record.source,  # "database" (execute_execution_record) or "cli" (swampd assess)
             "outcome": record.outcome,
             "weaknesses": record.weaknesses,
             "queued_at": iso(record.queued_at),

@@ -215,7 +215,7 @@ def register_assessments(reconciler: Reconciler, store: Store, config: Config,
 
         web = notifier(config.webserver)
     effects = AssessmentEffects(store, config, service, database, web)
-    for name in ("prepare", "store_results", "run_status", "db_results", "notify"):
+    for name in ("prepare", "store_results", "run_status", "db_results", "vm_fields", "notify"):
         reconciler.register_handler(name, getattr(effects, name))
     return service
 

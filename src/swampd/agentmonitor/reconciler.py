@@ -237,6 +237,8 @@ class Reconciler:
         """Schedule an item again: at the next resync when it waits, with backoff when it failed."""
         waiting = isinstance(exc, (Waiting, EarlierJobAlive))
         delay = self.config.agentmonitor.resync_interval if waiting else backoff(item.attempts)
+        if isinstance(exc, Waiting) and exc.after is not None:
+            delay = max(0.0, exc.after)
         metrics.effect_retried(item.effect, waiting)
         if waiting:
             log.info("%s of run %d waits: %s", item.effect, item.run_id, exc)
