@@ -83,3 +83,19 @@ def test_a_slot_limit_of_two_holds_with_twenty_runs_queued(make_daemon) -> None:
         assert time.monotonic() < deadline, states
         time.sleep(0.05)
     assert 1 <= most <= 2
+
+
+def test_a_finished_runs_job_directory_is_kept_for_its_retention_then_removed(make_daemon) -> None:
+    daemon = assessing_daemon(make_daemon, job_retention=6)
+    package = package_archive(daemon.state_dir / "packages")
+    run = daemon.api.assess({"package_path": str(package), "tool": "cppcheck"})
+    done = finished(daemon, run["execrunid"])
+    assert done["state_name"] == "FINISHED"
+    [job_dir] = [p for p in daemon.jobs_dir().iterdir() if p.is_dir()]
+    ended = time.monotonic()
+    time.sleep(2)
+    assert job_dir.is_dir() and Path(done["files"]["scarf"]).is_file()  # kept, results stored elsewhere
+    wait_for(lambda: not job_dir.exists(), 60, what="the job directory removed after its retention")
+    assert time.monotonic() - ended >= 5
+    assert not Path(done["files"]["scarf"]).is_relative_to(job_dir)
+    assert Path(done["files"]["scarf"]).is_file()  # the results folder is not the job's to take along
