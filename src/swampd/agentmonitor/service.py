@@ -112,8 +112,7 @@ class ViewerService:
             else:
                 record.last_request_at = now
                 tx.put_run(record)
-            if req.results:
-                tx.add_results(record, req.results)
+            if req.results and tx.add_results(record, req.results):
                 for kind in self.result_effects:
                     tx.enqueue(record, kind)
         failpoint("launch.after_commit")

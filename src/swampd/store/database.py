@@ -246,11 +246,22 @@ class Transaction(_Reader):
     def set_meta(self, name: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
-    def add_results(self, record: RunRecord, results: list[dict[str, Any]]) -> None:
-        """Keep the results a launch must upload; the daemon owns them from now on."""
+    def add_results(self, record: RunRecord, results: list[dict[str, Any]]) -> int:
+        """Keep the results a launch must upload; the daemon owns them from now on.
+
+        SWAMP's web server sends the project's results with every click on View: a result
+        this launch already keeps (the same description) is not kept again.  Returns how
+        many were new."""
+        added = 0
         for result in results:
+            payload = json.dumps(result, sort_keys=True)
+            if self._conn.execute("SELECT 1 FROM results WHERE run_id = ? AND epoch = ? AND payload = ?",
+                                  (record.id, record.epoch, payload)).fetchone():
+                continue
             self._conn.execute("INSERT INTO results (run_id, epoch, payload, created_at) VALUES (?, ?, ?, ?)",
-                               (record.id, record.epoch, json.dumps(result), self._clock()))
+                               (record.id, record.epoch, payload, self._clock()))
+            added += 1
+        return added
 
     def set_upload(self, result_id: int, **fields: Any) -> None:
         """Create or update the upload bookkeeping of one result (see agentmonitor.uploads)."""
