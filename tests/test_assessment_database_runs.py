@@ -206,3 +206,20 @@ def test_a_retry_runs_a_second_attempt_and_the_database_never_shows_a_final_stat
     assert any("retry(1/2)" in s or "retry" in s.lower() for s in history), history
     assert site.daemon.api.getRun(uuid)["epoch"] == 2
     assert len(site.world.results(uuid)) == 1
+
+
+def test_a_metric_run_goes_to_the_metric_tables_as_swamps_procedure_routes_it(make_site) -> None:
+    cppcheck = ["{python}", "-m", "swampd.tools.cppcheck", "--in-dir", "{in_dir}", "--out-dir", "{out_dir}",
+                "--build-dir", "{sandbox}/build"]
+    site = make_site(tools={"cloc": {"command": cppcheck, "package_types": ["C/C++"]}})
+    uuid = site.world.add_metric_run(site.package, tool="cloc", name="hello-c", version="2.1")
+    # SWAMP's create_metric_run starts a metric run itself, through sys_exec
+    [(code,)] = site.world.sql("SELECT sys_exec(%s)", (f"{site.install.bin}/execute_execution_record '{uuid}'",))
+    assert code == 0
+    row = site.completed(uuid)
+    assert row["status"] in FINALS[:2] and row["complete_flag"] == 1 and row["completion_date"] is not None
+    assert row["file_host"] == "SWAMP" and Path(row["result_path"]).is_file() and row["result_checksum"]
+    assert Path(row["result_path"]).is_relative_to(site.daemon.state_dir / "SCAProjects" / "Metrics" / uuid)
+    assert site.world.results(uuid) == []  # nothing in the assessment tables
+    run = site.daemon.api.getRun(uuid)
+    assert run["kind"] == "mrun" and run["state_name"] == "FINISHED"
