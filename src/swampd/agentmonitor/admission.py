@@ -79,6 +79,8 @@ class Admission:
     def on_commit(self, run_ids: Iterable[int]) -> None:
         """After a commit: if an assessment left its slot (or became ready), the queue moves on."""
         for run_id in run_ids:
+            if self.store.kind_of(run_id) not in KINDS:
+                continue  # viewers take no slot: no registry read for them
             record = self.store.get_run_by_id(run_id)
             if record is not None and record.kind in KINDS and record.state not in {int(s) for s in OCCUPYING}:
                 self.wake()

@@ -22,6 +22,8 @@ EVENT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 #: host:port, where host is an IPv4 address, a DNS name, or [IPv6].
 VMIP_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 NULL_WORDS = frozenset({"", "NULL", "null"})
+#: Control characters (C0 and DEL), refused in any text a caller sends.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def bad(message: str) -> SwampdError:
@@ -46,7 +48,7 @@ def text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
         raise bad(f"{name} must be a string, not {type(value).__name__}")
     if len(value) > limit:
         raise bad(f"{name} is {len(value)} characters long; at most {limit} are allowed")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise bad(f"{name} contains control characters")
     return value
 

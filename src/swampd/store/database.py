@@ -14,13 +14,13 @@ the caller's transaction.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -43,7 +43,8 @@ from swampd.store.schema import SCHEMA, SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 _OUTBOX_COLUMNS = "id, run_id, epoch, effect, payload, attempts, next_at, last_error"
-_RUN_SELECT = ", ".join(f"r.{c}" for c in RUN_COLUMNS if c != "id")
+_RUN_NAMES = tuple(c for c in RUN_COLUMNS if c != "id")
+_RUN_SELECT = ", ".join(f"r.{c}" for c in _RUN_NAMES)
 #: Run kind -> outbox effects enqueued with every state change of a run of that kind.
 ChangeEffects = Mapping[str, tuple[str, ...]]
 
@@ -80,11 +81,27 @@ class _Reader:
         return found[0] if found else None
 
     def get_run_by_id(self, run_id: int) -> RunRecord | None:
-        row = self._conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None or row[0] not in RECORD_KINDS:
+        kind = self.kind_of(run_id)
+        if kind not in RECORD_KINDS:
             return None
-        found = self._records("r.id = ?", (run_id,), kinds=(row[0],))
+        found = self._records("r.id = ?", (run_id,), kinds=(kind,))
         return found[0] if found else None
+
+    #: Kinds of committed runs by id (the store's own reads fill it; a transaction's do not, since
+    #: what it sees may still be rolled back).  A run's kind never changes and ids are never reused
+    #: (AUTOINCREMENT, no run is deleted), so an entry never goes stale.
+    _kinds: dict[int, str] | None = None
+
+    def kind_of(self, run_id: int) -> str | None:
+        """The kind of run ``run_id``, None when there is no such run."""
+        if self._kinds is not None and run_id in self._kinds:
+            return self._kinds[run_id]
+        row = self._conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        if self._kinds is not None:
+            self._kinds[run_id] = row[0]
+        return str(row[0])
 
     def get_viewer(self, projectid: str, viewer: str) -> ViewerRecord | None:
         record = self.get_run(ViewerRecord.KIND, viewer_execrunid(projectid, viewer))
@@ -169,9 +186,9 @@ class Transaction(_Reader):
     def put_run(self, record: RunRecord) -> None:
         """Insert or update the run and its detail row (never its state's history: see transition)."""
         record.updated_at = self._clock()
-        values = asdict(record)
-        run_values = [values[c] for c in RUN_COLUMNS if c != "id"]
-        names = [c for c in RUN_COLUMNS if c != "id"]
+        # Plain attribute reads: the fields are scalars, and asdict's deep copy was a third of a launch.
+        names = _RUN_NAMES
+        run_values = [getattr(record, c) for c in names]
         if not record.id:
             cur = self._conn.execute(
                 f"INSERT INTO runs (kind, key, {', '.join(names)}) VALUES (?, ?, {', '.join('?' for _ in names)})",
@@ -184,7 +201,7 @@ class Transaction(_Reader):
         self._conn.execute(
             f"INSERT OR REPLACE INTO {record.DETAIL_TABLE} (run_id, {', '.join(detail)})"
             f" VALUES (?, {', '.join('?' for _ in detail)})",
-            (record.id, *(values[c] for c in detail)))
+            (record.id, *(getattr(record, c) for c in detail)))
 
     def record_launch(self, record: RunRecord) -> None:
         """Keep the current launch's id and token beside the run's earlier launches."""
@@ -285,8 +302,13 @@ class Transaction(_Reader):
 
 
 def _record_from_row(cls: type[RunRecord], row: Any) -> RunRecord:
-    names = ("id", *(c for c in RUN_COLUMNS if c != "id"), *cls.detail_columns())
-    return cls(**dict(zip(names, row)))
+    return cls(**dict(zip(_row_names(cls), row)))
+
+
+@functools.cache
+def _row_names(cls: type[RunRecord]) -> tuple[str, ...]:
+    """The names of a row of ``_records`` for ``cls``, in order."""
+    return ("id", *_RUN_NAMES, *cls.detail_columns())
 
 
 class Store(_Reader):
@@ -301,6 +323,7 @@ class Store(_Reader):
         self.on_commit: Any = None
         self._writer = threading.Lock()
         self._local = threading.local()
+        self._kinds: dict[int, str] | None = {}
         self._init_schema()
 
     @property

@@ -10,6 +10,7 @@ kind's name.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -68,7 +69,9 @@ class RunRecord:
         return (self.KIND, self.key)
 
     @classmethod
+    @functools.cache
     def detail_columns(cls) -> tuple[str, ...]:
+        """The kind's own columns; asked on every read and write of a run, so worked out once."""
         base = {f.name for f in fields(RunRecord)}
         return tuple(f.name for f in fields(cls) if f.name not in base)
 

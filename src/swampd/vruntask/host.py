@@ -117,6 +117,9 @@ class HostAgent:
         self.stop_grace = stop_grace
         self.user = user
         self._jobs: dict[str, HostedJob] = {}
+        #: What a command started as the daemon's own user gets: the daemon's environment without
+        #: swampd's own settings (made once: it is the same for every job).
+        self._environment = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
         self._lock = threading.Lock()
         self._exits = ExitWatcher()
         self._probes = Prober()
@@ -155,8 +158,7 @@ class HostAgent:
             raise StartFailed(str(exc)) from None
         sandbox = hosted.staging.sandbox
         sandbox.record_event("RUNSHSTART", "Starting viewer run script")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
-        as_user: dict[str, Any] = {}
+        env, as_user = self._environment, dict[str, Any]()
         if self.user is not None:
             env, as_user = runas.job_environment(self.user, dict(os.environ)), runas.popen_kwargs(self.user)
         try:
