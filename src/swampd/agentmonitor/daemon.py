@@ -278,6 +278,7 @@ class Daemon:
             host = getattr(scheduler, "host", None)
             if host is not None:  # its jobs report through this daemon's own dispatcher
                 host.dispatch = lambda method, body: dispatcher.call(f"agentMonitor.{method}", (body,))
+                host.batch = self.store.batch
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
             self.changes = ChangeFeed()

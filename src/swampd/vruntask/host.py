@@ -25,6 +25,7 @@ our children.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -35,7 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from swampd import runas
 from swampd.jobdir import write_exit_status
@@ -114,6 +115,8 @@ class HostAgent:
         """``user``: whom the commands run as (``[scheduler] run_as``); None: the daemon's own user."""
         #: Set by the daemon's wiring before any job starts.
         self.dispatch: Dispatch | None = None
+        #: Makes the reports made inside it one registry commit (the daemon's ``Store.batch``).
+        self.batch: Callable[[], ContextManager[object]] = contextlib.nullcontext
         self.stop_grace = stop_grace
         self.user = user
         self._jobs: dict[str, HostedJob] = {}
@@ -177,9 +180,10 @@ class HostAgent:
         sandbox.record_event("WROTEIPADDR", "Wrote viewer ip address")
         # The command already runs; what it did so far is reported before anything can say "up"
         # (a pidfd of a command that ended meanwhile still reports its end).
-        self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"))
-        self._report(hosted, {"event": "RUNSHSTART"})
-        self._report(hosted, {"event": "WROTEIPADDR", "vmip": address})
+        with self.batch():  # three reports of one instant: one commit
+            self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"))
+            self._report(hosted, {"event": "RUNSHSTART"})
+            self._report(hosted, {"event": "WROTEIPADDR", "vmip": address})
         self._track(hosted, child=True, port=port)
         return hosted.pid
 

@@ -14,10 +14,12 @@ viewer database snapshot (``viewer_snapshot``).
 """
 from __future__ import annotations
 
-import http.client
 import logging
+import re
 import shlex
+import socket
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
@@ -142,12 +144,31 @@ def restore_viewer_db(in_dir: Path, job: Job) -> None:
 
 
 def probe(port: int, path: str, timeout: float = 2.0) -> bool:
-    """True when something answers HTTP on the port (any status below 500)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """True when something answers HTTP on the port (any status below 500).
+
+    A bare request on a socket, reading no more than the status line: the
+    daemon's one prober thread asks every starting viewer, many times in a
+    burst of launches; ``http.client`` took twice the CPU per probe (0.23 ms
+    against 0.12 ms against busybox httpd).
+    """
+    target = urllib.parse.quote(path, safe="/?&=%:@!$'()*+,;~-._")
+    request = f"GET {target} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode("ascii")
+    head = b""
     try:
-        conn.request("GET", path)
-        return conn.getresponse().status < 500
-    except (OSError, http.client.HTTPException):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(request)
+            while b"\n" not in head and len(head) < 256:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:
         return False
-    finally:
-        conn.close()
+    status = _STATUS_LINE.match(head)
+    return status is not None and int(status.group(1)) < 500
+
+
+#: The start of an HTTP response's status line, and its code.
+_STATUS_LINE = re.compile(rb"HTTP/[0-9](?:\.[0-9])? ([0-9]{3})[ \r\n]")
