@@ -11,6 +11,10 @@ web server down, and with a retry.
 from __future__ import annotations
 
 import http.server
+import os
+import pwd
+import re
+import socket
 import sys
 import threading
 import time
@@ -107,6 +111,12 @@ def test_a_database_run_goes_from_launch_flag_to_complete_flag_driven_by_the_eve
     assert row["run_date"] is not None and row["completion_date"] is not None
     assert row["completion_date"] >= row["run_date"]
     assert row["vm_ip_address"] and row["vm_image"] == "process" and row["vm_password"] is None
+    # SWAMP's other machine fields: the execute node, the machine's name after the job's id, the
+    # user the process ran as, the tool archive's name.
+    assert row["execute_node_architecture_id"] == socket.gethostname()
+    assert re.fullmatch(r"aswamp-[0-9a-f]{32}", row["vm_hostname"]), row["vm_hostname"]
+    assert row["vm_username"] == pwd.getpwuid(os.getuid()).pw_name
+    assert row["tool_filename"] is None  # this tool has no archive in the database (see the test below)
     [result] = site.world.results(uuid)
     assert result["weakness_cnt"] >= 2 and result["file_host"] == "SWAMP"
     stored = Path(result["file_path"])
@@ -223,3 +233,45 @@ def test_a_metric_run_goes_to_the_metric_tables_as_swamps_procedure_routes_it(ma
     assert site.world.results(uuid) == []  # nothing in the assessment tables
     run = site.daemon.api.getRun(uuid)
     assert run["kind"] == "mrun" and run["state_name"] == "FINISHED"
+
+
+class _Fields:
+    """An AssessmentDatabase that keeps what update_field was given."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, str] = {}
+
+    def update_field(self, execrunid: str, name: str, value: str) -> None:
+        self.written[name] = value
+
+
+def test_the_machine_fields_of_a_vm_run_on_htcondor_are_swamps(tmp_path: Path) -> None:
+    from swampd.agentmonitor.assessment_effects import AssessmentEffects
+    from swampd.config.parse import parse_config
+    from swampd.store import OutboxItem, Store
+    from swampd.store.records import MetricRecord
+
+    image = tmp_path / "ubuntu-20.04-64.qcow2"
+    image.write_bytes(b"")
+    config = parse_config({"assessments": {"platform": "vm", "image": str(image)}}, "test")
+    store = Store(tmp_path / "r.sqlite3")
+    record = MetricRecord(execrunid="M-5d0c7f3e-0000-4000-8000-000000000001", epoch=2, job_ref="4711.0",
+                          tool_path="/swamp/store/SCATools/cloc/cloc-1.80.tar.gz",
+                          bog='{"platform_image": "ubuntu-20.04-64"}')
+    with store.transaction() as tx:
+        tx.put_run(record)
+    database = _Fields()
+    effects = AssessmentEffects(store, config, service=None, database=database)
+    effects.vm_fields(OutboxItem(1, record.id, 2, "vm_fields",
+                                 {"vm_ip_address": "192.168.122.14", "execute_node": "exec-07.swamp.example"}))
+    assert database.written == {
+        "execute_node_architecture_id": "exec-07.swamp.example",
+        "vm_hostname": "mswamp-4711-0",  # SWAMP's <m|a>swamp-<ClusterId>-<ProcId>
+        "vm_username": "builder",
+        "vm_image": "ubuntu-20.04-64",
+        "vm_ip_address": "192.168.122.14",
+        "tool_filename": "cloc-1.80.tar.gz",
+    }
+    database.written.clear()
+    effects.vm_fields(OutboxItem(2, record.id, 1, "vm_fields", {"vm_ip_address": "10.0.0.1"}))
+    assert database.written == {}  # an earlier launch's report writes nothing

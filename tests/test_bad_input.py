@@ -79,9 +79,16 @@ def test_wrong_arity_and_unknown_method(daemon):
     {"execrunid": "vrun_p_CodeDX", "epoch": 1, "token": "t", "event": "viewer up; rm -rf /"},
     {"execrunid": "vrun_p_CodeDX", "epoch": 1, "token": "t", "event": "VIEWERUP", "vmip": "1.2.3.4; reboot"},
     {"execrunid": "vrun_p_CodeDX", "epoch": True, "token": "t", "event": "VIEWERUP"},
+    {"execrunid": "vrun_p_CodeDX", "epoch": 1, "token": "t", "event": "WROTEIPADDR", "vmip": "1.2.3.4",
+     "node": "exec-1'; DROP TABLE execution_record; --"},
+    {"execrunid": "vrun_p_CodeDX", "epoch": 1, "token": "t", "event": "WROTEIPADDR", "node": "x" * 129},
 ])
 def test_malformed_reports_are_fault_1(daemon, report):
     assert fault_code(lambda: daemon.api.viewerStatus(report)) == 1
+    run_report = dict(report, execrunid="5d0c7f3e-0000-4000-8000-000000000001")
+    if isinstance(run_report.get("state"), int):
+        run_report["state"] = str(run_report["state"])
+    assert fault_code(lambda: daemon.api.runStatus(run_report)) == 1
 
 
 def test_malformed_xml_is_a_fault_and_the_daemon_lives(daemon):

@@ -28,7 +28,9 @@ milestones take their place among them).  Besides the identity, exactly one of:
                     and is ignored, as SWAMP's monitor did.  ``EVENTS`` gives
                     SWAMP's status wording.  With WROTEIPADDR: ``vmip``
                     (string ``ip:port``; the port is the monitor's default
-                    8443 when the guest wrote a bare address: store the host part).
+                    8443 when the guest wrote a bare address: store the host part)
+                    and ``node`` (string, the execute node's host name, at
+                    most 128 characters: SWAMP's execute_node_architecture_id).
     state   string  one of ``RunState``: starting, stopping, stopped,
                     collecting, failed; with ``status`` (string) in SWAMP's
                     wording (starting: ``STARTING_STATUS`` by platform;

@@ -21,7 +21,9 @@ LAUNCH_KEYS = {"projectid", "viewer", "userid", "viewer_uuid", "db_path", "db_ch
 #: The longest a waitViewer call may hold its connection.
 MAX_WAIT = 300.0
 SNAPSHOT_KEYS = {"execrunid", "epoch", "token", "path", "checksum", "platform", "version"}
-REPORT_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip"}
+#: ``node`` (the execute node's host name) is what an assessment's report carries; a viewer's
+#: is accepted and not kept (the node's monitor sends it with every WROTEIPADDR).
+REPORT_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip", "node"}
 
 
 class AgentMonitorAPI:
@@ -132,6 +134,7 @@ class AgentMonitorAPI:
             status=v.text(args.get("status", ""), "status"),
             vmip=v.vmip(args.get("vmip", "")),
         )
+        v.host_name(args.get("node", ""), "node")  # checked like an assessment's, not kept for a viewer
         return self.service.report(report)
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pwd
 import time
 import uuid
 from datetime import datetime, timezone
@@ -252,19 +254,44 @@ class AssessmentEffects:
         failpoint("db_results.after_insert")
 
     def vm_fields(self, item: OutboxItem) -> None:
-        """The machine's address as its node reported it, and the image it ran (SWAMP's vm_* fields;
-        never vm_password: swampd's machines take no logins from the web)."""
+        """What SWAMP's PreAssessment and monitor wrote about the machine of a launch, once its node
+        reported the address: the execute node's host name, the machine's name (SWAMP's
+        ``aswamp-<cluster>-<proc>``, from the scheduler's job id), its login user, image and
+        address, and the tool archive's file name.  Never vm_password: swampd's machines take no
+        logins from the web."""
         if self.db is None:
             return
         record = self.store.get_run_by_id(item.run_id)
         if not isinstance(record, AssessmentRecord) or record.epoch != item.epoch:
             return
-        address = str(item.payload.get("vm_ip_address", ""))
-        if address:
-            self.db.update_field(record.execrunid, "vm_ip_address", address)
+        for name, value in self._machine_fields(record, item.payload).items():
+            if value:
+                self.db.update_field(record.execrunid, name, value)
+
+    def _machine_fields(self, record: AssessmentRecord, payload: dict[str, Any]) -> dict[str, str]:
         runs = self.config.assessments
-        image = json.loads(record.bog or "{}").get("platform_image") or runs.image or runs.platform
-        self.db.update_field(record.execrunid, "vm_image", str(image)[:100])
+        bog = json.loads(record.bog or "{}")
+        platform = str(bog.get("swampd_platform") or runs.platform)
+        job = (record.job_ref or record.launch_id).replace(".", "-")
+        prefix = "mswamp" if record.kind == "mrun" else "aswamp"
+        return {
+            "execute_node_architecture_id": str(payload.get("execute_node", ""))[:128],
+            "vm_hostname": f"{prefix}-{job}"[:100],
+            # SWAMP's images run the assessment as builder; a process runs as the job's user.
+            "vm_username": ("builder" if platform == "vm" else self._job_user())[:50],
+            "vm_image": str(bog.get("platform_image") or runs.image or runs.platform)[:100],
+            "vm_ip_address": str(payload.get("vm_ip_address", ""))[:50],
+            "tool_filename": Path(record.tool_path).name[:100],
+        }
+
+    def _job_user(self) -> str:
+        """Whom a process job runs as: ``[scheduler] run_as``, else the daemon's own user."""
+        if self.config.scheduler.run_as:
+            return self.config.scheduler.run_as
+        try:
+            return pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            return str(os.getuid())
 
     def notify(self, item: OutboxItem) -> None:
         record = self.store.get_run_by_id(item.run_id)

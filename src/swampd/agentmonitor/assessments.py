@@ -52,6 +52,8 @@ class StatusReport:
     state: str = ""
     status: str = ""
     vmip: str = ""
+    #: The execute node's host name (SWAMP's execute_node_architecture_id), sent with WROTEIPADDR.
+    node: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class AssessmentService:
                           f"event {rep.event}" if rep.event else f"state {rep.state}")
             if rep.event == "WROTEIPADDR" and rep.vmip:
                 # SWAMP's vm_ip_address and vm_image, after the status in the database lane.
-                tx.enqueue(record, "vm_fields", {"vm_ip_address": rep.vmip[:50]})
+                tx.enqueue(record, "vm_fields", {"vm_ip_address": rep.vmip[:50], "execute_node": rep.node})
         self.reconciler.enqueue(record.id)
         return True
 

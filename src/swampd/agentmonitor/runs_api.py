@@ -18,7 +18,7 @@ from swampd.runreports import RunResults, RunState
 
 MAX_WAIT = 300.0
 ASSESS_KEYS = {"package_path", "tool", "package_name", "package_version", "package_type"}
-STATUS_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip"}
+STATUS_KEYS = {"execrunid", "epoch", "token", "event", "state", "status", "vmip", "node"}
 RESULT_IDENTITY = {"execrunid", "epoch", "token"}
 
 
@@ -123,7 +123,8 @@ class RunsAPI:
             execrunid=_run_id(args["execrunid"]), epoch=v.integer(args["epoch"], "epoch"),
             token=v.text(args["token"], "token", 200),
             event=v.event_name(args["event"]) if "event" in args else "", state=state,
-            status=v.text(args.get("status", ""), "status"), vmip=v.vmip(args.get("vmip", ""))))
+            status=v.text(args.get("status", ""), "status"), vmip=v.vmip(args.get("vmip", "")),
+            node=v.host_name(args.get("node", ""), "node")))
 
     def runResults(self, args: Any) -> bool:
         """runResults(struct) -> boolean: the results of a node's launch (see swampd.runreports)."""

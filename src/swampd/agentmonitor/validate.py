@@ -22,6 +22,8 @@ EVENT_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 #: host:port, where host is an IPv4 address, a DNS name, or [IPv6].
 VMIP_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 NULL_WORDS = frozenset({"", "NULL", "null"})
+#: A host name as a node gives its own (RFC 1123 labels; at most the 128 SWAMP's column keeps).
+HOST_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,126}[A-Za-z0-9])?")
 #: Control characters (C0 and DEL), refused in any text a caller sends.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -154,6 +156,14 @@ def vmip(value: Any) -> str:
     if address and VMIP_RE.fullmatch(address) is None:
         raise bad(f"vmip {preview(address)} is not host[:port]")
     return address
+
+
+def host_name(value: Any, name: str) -> str:
+    """A host name ('' when absent), checked: it is written to the database as it is."""
+    host = text(value, name, 128)
+    if host and HOST_NAME_RE.fullmatch(host) is None:
+        raise bad(f"{name} {preview(host)} is not a host name")
+    return host
 
 
 def viewer_state(value: Any) -> Any:

@@ -183,7 +183,7 @@ class HostAgent:
         with self.batch():  # three reports of one instant: one commit
             self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"))
             self._report(hosted, {"event": "RUNSHSTART"})
-            self._report(hosted, {"event": "WROTEIPADDR", "vmip": address})
+            self._report(hosted, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
         self._track(hosted, child=True, port=port)
         return hosted.pid
 

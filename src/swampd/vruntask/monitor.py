@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class Monitor:
             address = self._wait_address()
             if address:
                 fields["vmip"] = address
+                fields["node"] = socket.gethostname()  # SWAMP's execute_node_architecture_id
             else:
                 log.error("WROTEIPADDR but no valid address in %s", self.out_dir / IP_FILE)
         if not self.reporter.send(self._giving_up, **fields):
