@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -82,7 +83,8 @@ def test_monitor_reports_each_event_once_in_order_from_a_slow_writer(tmp_path: P
     writer.join()
     assert monitor.down.wait(5)
     assert monitor.finish(5)
-    assert reporter.sent == [{"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": "192.0.2.7:8443"},
+    assert reporter.sent == [{"event": "RUNSHSTART"},
+                             {"event": "WROTEIPADDR", "vmip": "192.0.2.7:8443", "node": socket.gethostname()},
                              {"event": "somewhooutput"}, {"event": "VIEWERUP"},
                              {"event": "VIEWERDOWN"}]
 
