@@ -27,6 +27,8 @@ def ready(daemon):
     "launch.after_commit",   # claim committed, caller not yet answered
     "submit.before",         # intent recorded, job not started
     "local.before_spawn",    # job dir written, lock taken, no process yet
+    "host.start_unreported", # command running, its start and address written, not reported
+    "host.up_unreported",    # the command answers, VIEWERUP written to its events, not reported
     "local.after_spawn",     # job running, daemon has not recorded it
     "submit.after",          # job running and adopted, record not updated
 ])

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from swampd import runas
+from swampd.failpoints import failpoint
 from swampd.jobdir import write_exit_status
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
 from swampd.vruntask.job import Job, ReportTarget, load_job
@@ -180,6 +181,7 @@ class HostAgent:
         sandbox.record_event("WROTEIPADDR", "Wrote viewer ip address")
         # The command already runs; what it did so far is reported before anything can say "up"
         # (a pidfd of a command that ended meanwhile still reports its end).
+        failpoint("host.start_unreported")
         with self.batch():  # three reports of one instant: one commit
             self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"))
             self._report(hosted, {"event": "RUNSHSTART"})
@@ -230,6 +232,7 @@ class HostAgent:
                 return
             hosted.up = True
         hosted.staging.sandbox.record_event(hosted.payload.up_event, "Viewer is up")
+        failpoint("host.up_unreported")
         self._report(hosted, {"event": hosted.payload.up_event})
 
     def _exited(self, hosted: HostedJob, code: int | None) -> None:
@@ -308,14 +311,29 @@ class HostAgent:
         """Watch a command a previous daemon started (it still holds its lock)."""
         hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
         hosted.pid = pid
-        events = hosted.staging.sandbox.events_file.read_text(encoding="utf-8", errors="replace").split()
+        sandbox = hosted.staging.sandbox
+        events = sandbox.events_file.read_text(encoding="utf-8", errors="replace").split()
+        addresses = sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split()
+        address = addresses[-1] if addresses else ""
         hosted.up = hosted.payload.up_event in events
-        port = 0
-        if not hosted.up:
-            addresses = hosted.staging.sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split()
-            port = int(addresses[-1].rsplit(":", 1)[1]) if addresses else 0
         log.info("%s: adopting the command of a previous daemon (pid %d)", job_dir.name, pid)
+        self._replay(hosted, events, address)
+        port = int(address.rsplit(":", 1)[1]) if address and not hosted.up else 0
         self._track(hosted, child=False, port=port)
+
+    def _replay(self, hosted: HostedJob, events: list[str], address: str) -> None:
+        """Report again what the job's events file says this agent wrote: a previous daemon may have
+        been killed after writing an event and before its report committed (a viewer would then
+        never get its address, or stay LAUNCHING while it answers).  Reports are idempotent: one
+        the registry already has changes nothing."""
+        with self.batch():
+            for event in ("RUNSHSTART", "WROTEIPADDR", hosted.payload.up_event):
+                if event not in events:
+                    continue
+                fields: dict[str, Any] = {"event": event}
+                if event == "WROTEIPADDR" and address:
+                    fields.update(vmip=address, node=socket.gethostname())
+                self._report(hosted, fields)
 
     def recover(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> None:
         """A hosted job whose command ended while no daemon ran: collect what it left, once."""

@@ -159,6 +159,9 @@ class LocalScheduler:
                 if alive:
                     groups = _job_groups(job_dir)
                     if groups:
+                        if not (job_dir / SPAWNED_FILE).exists():  # killed before it was written
+                            _write_json(job_dir / SPAWNED_FILE, {"pid": min(groups), "pgid": min(groups),
+                                                                 "host": True, "at": time.time()})
                         self.host.adopt(job_dir, bog, TOKEN_FILE, min(groups), fd)
                         continue
                     os.close(fd)
