@@ -1,6 +1,7 @@
 """Invariant 2: kill -9 at awkward moments, restart, and nothing is lost or doubled."""
 from __future__ import annotations
 
+import time
 import urllib.request
 import xmlrpc.client
 
@@ -53,12 +54,17 @@ def test_kill9_while_ready_keeps_viewer_and_url(daemon):
     daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
     before = wait_for(lambda: ready(daemon), 60, what="READY")
     viewer_pids = daemon.viewer_pids()
+    history = daemon.api.viewerHistory(*KEY)
     daemon.kill9()
     # The viewer keeps serving while the daemon is down.
     assert urllib.request.urlopen(before["url"], timeout=10).status == 200
     daemon.start()
     after = daemon.api.getViewer(*KEY)
     assert (after["state"], after["url"], after["epoch"]) == (2, before["url"], 1)
+    # Adopting it reports what its events file says again, which changes nothing it already had: no
+    # new history, and its idle time still counts from when it came up.
+    time.sleep(1.0)
+    assert daemon.api.viewerHistory(*KEY) == history
     daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
     assert daemon.viewer_pids() == viewer_pids
     # And it is still managed: a stop reaches the adopted job.

@@ -213,7 +213,9 @@ class ViewerService:
             if rep.vmip and record.viewer_state not in ENDED:
                 record.vmip = rep.vmip
             transition = apply_report(record.viewer_state, reported, text)
-            if not transition.changed:
+            if not transition.changed or (transition.state is record.viewer_state
+                                          and transition.status == record.status):
+                # Nothing new (a report sent again after a restart): no history, no new ready_at.
                 if rep.vmip:
                     tx.put_run(record)
                 return False
