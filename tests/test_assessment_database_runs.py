@@ -167,6 +167,27 @@ def test_mariadb_stopped_mid_run_statuses_land_in_order_when_it_returns(make_sit
     assert len(site.world.results(uuid)) == 1
 
 
+def test_kill_9_while_performing_then_restart_puts_no_older_status_back(make_site) -> None:
+    """The restarted daemon adopts the running tool and hears its start events again; none of them
+    is news, so the database never goes back from "Performing assessment"."""
+    site = make_site(tools={"cppcheck": {
+        "command": [sys.executable, "-c", "import time,sys,subprocess; time.sleep(6);"
+                    " sys.exit(subprocess.call([sys.executable, '-m', 'swampd.tools.cppcheck'] + sys.argv[1:]))",
+                    "--in-dir", "{in_dir}", "--out-dir", "{out_dir}", "--build-dir", "{sandbox}/build"],
+        "package_types": ["C/C++"]}})
+    uuid = site.add_run()
+    wait_for(lambda: any(s.startswith("Performing assessment") for s in site.world.status_history(uuid)), 60,
+             what="Performing assessment in the database")
+    site.daemon.kill9()
+    site.daemon.start()
+    row = site.completed(uuid)
+    history = site.world.status_history(uuid)
+    assert row["status"] in FINALS[:2] and in_order(ORDER, history) and only_one_final_at_the_end(history), history
+    performing = history.index(next(s for s in history if s.startswith("Performing assessment")))
+    assert not any(s.startswith(("Starting assessment", "Wrote ip address")) for s in history[performing:]), history
+    assert len(site.world.results(uuid)) == 1
+
+
 class Notifications(http.server.BaseHTTPRequestHandler):
     seen: list[str] = []
 

@@ -222,9 +222,9 @@ class AssessmentService:
             suffix = retry_suffix(record.epoch, self.config.assessments.max_retries)
             state = AssessmentState(record.state)
             if rep.event:
-                if rep.event not in EVENTS or state is S.COLLECTING:
+                if rep.event not in EVENTS or state is S.COLLECTING or tx.reported_before(record, rep.event):
                     # SWAMP's monitor ignored lines it did not know; a guest event read after the
-                    # machine is down would put the status back to "Performing assessment".
+                    # machine is down, or sent again after a restart, would put an older status back.
                     return False
                 status, state = EVENTS[rep.event] + suffix, S.RUNNING if state is S.SUBMITTED else state
             elif rep.state == RunState.STARTING:

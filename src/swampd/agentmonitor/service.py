@@ -204,6 +204,8 @@ class ViewerService:
             if rep.event:
                 if rep.event not in EVENTS:
                     return False  # SWAMP ignores lines it does not know (who output, service noise)
+                if tx.reported_before(record, rep.event):
+                    return False  # sent again (after a restart): it must not put an older status back
                 reported, text = EVENTS[rep.event]
                 source = f"event {rep.event}"
             else:

@@ -247,6 +247,13 @@ class Transaction(_Reader):
             (record.id, record.epoch, self._clock(), from_state, record.state, record.status, source,
              detail[:2000]))
 
+    def reported_before(self, record: RunRecord, event: str) -> bool:
+        """Whether the current launch's node already moved the run with ``event`` (a guest event is
+        news once per launch: one sent again after a restart must not put an older status back)."""
+        return self._conn.execute(
+            "SELECT 1 FROM history WHERE run_id = ? AND epoch = ? AND source = 'node' AND detail = ? LIMIT 1",
+            (record.id, record.epoch, f"event {event}")).fetchone() is not None
+
     def note(self, record: RunRecord, source: str, detail: str) -> None:
         """A history line that is not a state change (a saved database, an upload's outcome)."""
         self._history(record, record.state, source, detail)
