@@ -89,6 +89,14 @@ def make_site(make_daemon: Callable[..., Daemon], assessment_world: AssessmentWo
         site.install.remove()
 
 
+#: cppcheck after 6 s: a run that stays "Performing assessment" long enough to act on.
+SLOW_CPPCHECK = {
+    "command": [sys.executable, "-c", "import time,sys,subprocess; time.sleep(6);"
+                " sys.exit(subprocess.call([sys.executable, '-m', 'swampd.tools.cppcheck'] + sys.argv[1:]))",
+                "--in-dir", "{in_dir}", "--out-dir", "{out_dir}", "--build-dir", "{sandbox}/build"],
+    "package_types": ["C/C++"]}
+
+
 def in_order(wanted: list[str], seen: list[str]) -> bool:
     """``wanted`` appears in ``seen`` in this order (other statuses may come between)."""
     it = iter(seen)
@@ -147,11 +155,7 @@ def test_kill_9_at_each_step_that_writes_loses_nothing_and_doubles_nothing(make_
 
 
 def test_mariadb_stopped_mid_run_statuses_land_in_order_when_it_returns(make_site) -> None:
-    site = make_site(tools={"cppcheck": {
-        "command": [sys.executable, "-c", "import time,sys,subprocess; time.sleep(6);"
-                    " sys.exit(subprocess.call([sys.executable, '-m', 'swampd.tools.cppcheck'] + sys.argv[1:]))",
-                    "--in-dir", "{in_dir}", "--out-dir", "{out_dir}", "--build-dir", "{sandbox}/build"],
-        "package_types": ["C/C++"]}})
+    site = make_site(tools={"cppcheck": SLOW_CPPCHECK})
     uuid = site.add_run()
     wait_for(lambda: site.daemon.api.getRun(uuid)["state_name"] == "RUNNING", 60, what="running")
     stop_mariadb()
@@ -170,11 +174,7 @@ def test_mariadb_stopped_mid_run_statuses_land_in_order_when_it_returns(make_sit
 def test_kill_9_while_performing_then_restart_puts_no_older_status_back(make_site) -> None:
     """The restarted daemon adopts the running tool and hears its start events again; none of them
     is news, so the database never goes back from "Performing assessment"."""
-    site = make_site(tools={"cppcheck": {
-        "command": [sys.executable, "-c", "import time,sys,subprocess; time.sleep(6);"
-                    " sys.exit(subprocess.call([sys.executable, '-m', 'swampd.tools.cppcheck'] + sys.argv[1:]))",
-                    "--in-dir", "{in_dir}", "--out-dir", "{out_dir}", "--build-dir", "{sandbox}/build"],
-        "package_types": ["C/C++"]}})
+    site = make_site(tools={"cppcheck": SLOW_CPPCHECK})
     uuid = site.add_run()
     wait_for(lambda: any(s.startswith("Performing assessment") for s in site.world.status_history(uuid)), 60,
              what="Performing assessment in the database")
