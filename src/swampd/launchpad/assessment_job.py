@@ -9,13 +9,11 @@ the archives' checksums the node checks again as it copies them in.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from swampd.config import DEFAULT_UNIVERSE, Config
-from swampd.jobdir import TOKEN_FILE, bog_file_name
+from swampd.config import Config
 from swampd.launchpad.jobs import AttributeValue, JobDescription
-from swampd.launchpad.machine import machine_bog
+from swampd.launchpad.machine import machine_bog, machine_job
 from swampd.store.records import AssessmentRecord
 
 
@@ -76,21 +74,8 @@ def assessment_job(record: AssessmentRecord, config: Config, jobs_root: Path) ->
     tool = config.tools.get(record.tool)
     if tool is None:
         raise AssessmentJobError(f"tool {record.tool!r} is not configured ([tools.NAME])")
-    bog = bog_file_name(record.execrunid)
-    return JobDescription(
-        kind=record.KIND,
-        key=record.execrunid,
-        launch_id=record.launch_id,
-        epoch=record.epoch,
-        job_dir=jobs_root / record.launch_id,
-        bog_file=bog,
-        token_file=TOKEN_FILE,
-        platform=runs.platform,
-        universe=runs.universe or DEFAULT_UNIVERSE[runs.platform],
-        argv=(sys.executable, "-m", "swampd.cli.vruntask_main", "run", "--bog", bog, "--token-file", TOKEN_FILE),
-        memory_mb=runs.memory,
-        cpus=runs.cpus,
-        image=runs.image,
+    return machine_job(
+        record, runs, runs.platform, jobs_root,
         attributes=assessment_attributes(record),
         queue_timeout=runs.queue_timeout,
         max_runtime=tool.run_timeout + runs.run_margin,

@@ -8,13 +8,11 @@ receives: nothing in it sends a backend back to the viewer configuration.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from swampd.config import DEFAULT_UNIVERSE, ViewerConfig
-from swampd.jobdir import TOKEN_FILE, bog_file_name
+from swampd.config import ViewerConfig
 from swampd.launchpad.jobs import AttributeValue, JobDescription
-from swampd.launchpad.machine import machine_bog
+from swampd.launchpad.machine import machine_bog, machine_job
 from swampd.store.records import ViewerRecord
 
 
@@ -66,22 +64,5 @@ def viewer_attributes(record: ViewerRecord) -> dict[str, AttributeValue]:
 
 def viewer_job(record: ViewerRecord, viewer: ViewerConfig, jobs_root: Path) -> JobDescription:
     """The complete job of the record's current launch."""
-    bog = bog_file_name(record.execrunid)
-    return JobDescription(
-        kind=record.KIND,
-        key=record.execrunid,
-        launch_id=record.launch_id,
-        epoch=record.epoch,
-        job_dir=jobs_root / record.launch_id,
-        bog_file=bog,
-        token_file=TOKEN_FILE,
-        platform=viewer.platform,
-        universe=viewer.universe or DEFAULT_UNIVERSE[viewer.platform],
-        argv=(sys.executable, "-m", "swampd.cli.vruntask_main", "run", "--bog", bog, "--token-file", TOKEN_FILE),
-        memory_mb=viewer.memory,
-        cpus=viewer.cpus,
-        image=viewer.image,
-        attributes=viewer_attributes(record),
-        queue_timeout=viewer.ready_timeout,
-        max_runtime=viewer.max_lifetime,
-    )
+    return machine_job(record, viewer, viewer.platform, jobs_root, attributes=viewer_attributes(record),
+                       queue_timeout=viewer.ready_timeout, max_runtime=viewer.max_lifetime)
