@@ -46,6 +46,7 @@ from swampd.vruntask.job import Job, ReportTarget, load_job
 from swampd.vruntask.payloads import payload_for
 from swampd.vruntask.payloads.base import Milestone, Payload
 from swampd.vruntask.platforms import staging_for
+from swampd.vruntask.ports import PortPool
 from swampd.vruntask.platforms.base import Staging
 from swampd.vruntask.runner import DRAIN_SECONDS, Exit, collect, stage
 from swampd.vruntask.sandbox import PrepareError
@@ -79,12 +80,6 @@ class InProcessReporter:
         return deliver(lambda: self._dispatch(method, body), what, give_up)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class HostedJob:
     job: Job
@@ -93,6 +88,8 @@ class HostedJob:
     reporter: InProcessReporter
     lock_fd: int
     pid: int = 0
+    #: The port the command was given (0: none); back to the agent's pool once the job is over.
+    port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     #: Reports are made one at a time, so the end never overtakes "up".
     report_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -126,6 +123,7 @@ class HostAgent:
         self._environment = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
         self._lock = threading.Lock()
         self._exits = ExitWatcher()
+        self._ports = PortPool()
         self._probes = Prober()
         # Collecting saves a database and hands it over: a few at a time, off the watcher's thread.
         self._finishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-collect")
@@ -155,7 +153,7 @@ class HostAgent:
             stage(hosted.staging, hosted.payload)
             if self.user is not None:
                 self._share_inputs(hosted)
-            port = free_port()
+            port = hosted.port = self._ports.take()
             argv = hosted.payload.local_command(hosted.staging.sandbox, port)
         except (PrepareError, OSError) as exc:
             self._fail_to_start(hosted, str(exc))
@@ -223,6 +221,7 @@ class HostAgent:
         log.error("%s: %s", hosted.launch_id, reason)
         self._report(hosted, hosted.payload.failure(reason))
         write_exit_status(hosted.job.job_dir, Exit.FAILED)
+        self._ports.release(hosted.port)
         os.close(hosted.lock_fd)
 
     # -- up and down -------------------------------------------------------------
@@ -271,6 +270,7 @@ class HostAgent:
         finally:
             with self._lock:
                 self._jobs.pop(hosted.launch_id, None)
+            self._ports.release(hosted.port)
             os.close(hosted.lock_fd)  # now the job is over for whoever looks at its lock
             hosted.ended.set()
 
@@ -318,8 +318,10 @@ class HostAgent:
         hosted.up = hosted.payload.up_event in events
         log.info("%s: adopting the command of a previous daemon (pid %d)", job_dir.name, pid)
         self._replay(hosted, events, address)
-        port = int(address.rsplit(":", 1)[1]) if address and not hosted.up else 0
-        self._track(hosted, child=False, port=port)
+        if address:
+            hosted.port = int(address.rsplit(":", 1)[1])
+            self._ports.hold(hosted.port)
+        self._track(hosted, child=False, port=0 if hosted.up else hosted.port)
 
     def _replay(self, hosted: HostedJob, events: list[str], address: str) -> None:
         """Report again what the job's events file says this agent wrote: a previous daemon may have

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,17 +20,12 @@ from swampd.vruntask.job import Job
 from swampd.vruntask.monitor import Monitor
 from swampd.vruntask.payloads.base import Payload
 from swampd.vruntask.platforms.base import Platform, StartError
+from swampd.vruntask.ports import free_port
 from swampd.vruntask.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 #: Seconds between looks at the command while waiting.
 POLL = 0.2
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ProcessPlatform(Platform):
