@@ -145,7 +145,7 @@ class ResultsPayload(Payload):
     def local_command(self, sandbox: Sandbox, port: int) -> list[str]:
         raise AssertionError("not a process platform")
 
-    def answers(self, port: int) -> bool:
+    def probe_request(self, port: int) -> bytes | None:
         raise AssertionError("not a process platform")
 
     def collect(self, sandbox: Sandbox, output: MachineOutput, reporter: Reporter,

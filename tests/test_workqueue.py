@@ -77,3 +77,26 @@ def test_a_key_is_scheduled_once_at_its_earliest_time():
     assert q.get() == "x"
     q.done("x")
     assert q._scheduled == {}
+
+
+def test_an_addition_the_worker_has_seen_needs_no_second_turn():
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    assert q.get() == "a"
+    q.add("a")           # reported while the worker held it...
+    q.seen("a")          # ...and the worker then read the state afresh
+    q.done("a")
+    assert len(q) == 0
+    q.add("a")
+    assert q.get() == "a"
+    q.seen("a")
+    q.add("a")           # reported after the worker's read: it gets another turn
+    q.done("a")
+    assert len(q) == 1 and q.get() == "a"
+
+
+def test_seen_does_nothing_for_a_key_no_worker_holds():
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    q.seen("a")
+    assert len(q) == 1

@@ -28,7 +28,7 @@ from swampd.effects import change_effects as effects_on_change
 from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
-from swampd import runas
+from swampd import cpus, runas
 from swampd.vruntask.host import HostAgent
 from swampd.lifecycle import LIFECYCLES, groups
 from swampd.sdnotify import Notifier, watchdog_interval
@@ -364,6 +364,8 @@ class Daemon:
 
 def serve(config: Config) -> int:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    if config.agentmonitor.one_cpu:
+        cpus.pin_to_one_cpu()  # before any thread starts: they all inherit it
     try:
         daemon = Daemon(config)
     except StartupError as exc:

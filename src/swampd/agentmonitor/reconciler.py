@@ -191,10 +191,13 @@ class Reconciler:
     def process(self, run_id: int) -> None:
         """Do the run's due side effects and lifecycle steps until nothing is left to do now."""
         for _ in range(8):
+            # What was reported about the run until now is read below: no second turn for it.
+            self.queue.seen(run_id)
             progressed = self._drain_outbox(run_id)
             stepped = self._step(run_id)
             if not (progressed or stepped):
                 return
+        self.queue.add(run_id)  # still moving after all those rounds: another turn, after the others
 
     def _drain_outbox(self, run_id: int) -> bool:
         """Perform the run's due outbox items; True when at least one was done.

@@ -221,7 +221,7 @@ class ViewerService:
                 if rep.vmip:
                     tx.put_run(record)
                 return False
-            state, status = transition.state, transition.status
+            state, status, previous = transition.state, transition.status, record.state
             if state is ViewerState.READY and not record.vmip:
                 # SWAMP called such a viewer up with vmip null: a READY nobody can reach.
                 state, status = ViewerState.ERROR, "Viewer reported up but never wrote its address"
@@ -230,8 +230,9 @@ class ViewerService:
                 record.ready_at = time.time()
                 record.url = self._url(record)
             tx.transition(record, int(state), status, "node", source)
-        log.info("%s epoch %d -> %s (%s): %s", record.execrunid, record.epoch, state_name(int(state)), source,
-                 status, extra=run_fields(record))
+        # A new state is news for the log; a new status within one (each step of a start) is in the history.
+        log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
+                record.execrunid, record.epoch, state_name(int(state)), source, status, extra=run_fields(record))
         self.reconciler.enqueue(record.id)
         return True
 

@@ -88,6 +88,13 @@ class WorkQueue(Generic[K]):
                 self._dirty.discard(key)
                 self._add_locked(key)
 
+    def seen(self, key: K) -> None:
+        """The worker holding ``key`` is about to read its state afresh: additions made so far are
+        covered by that read, so they need no further turn (those made from now on still get one)."""
+        with self._cond:
+            if key in self._processing:
+                self._dirty.discard(key)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -48,6 +48,8 @@ class AgentMonitorConfig:
     resync_interval: float = 5.0
     #: Worker threads that reconcile keys (one key is never worked by two).
     workers: int = 4
+    #: Keep the daemon's threads on one CPU (jobs still get every CPU): see ``swampd.cpus``.
+    one_cpu: bool = True
     #: The URL execute nodes and clients use; derived from host and port when empty.
     #: Needed when binding a wildcard address, which remote nodes cannot dial.
     url: str = ""

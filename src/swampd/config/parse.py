@@ -67,6 +67,7 @@ def parse_config(data: dict[str, Any], source: str) -> Config:
             "max_request_bytes": (int, checks.positive),
             "resync_interval": ((int, float), checks.positive),
             "workers": (int, checks.positive),
+            "one_cpu": (bool, None),
             "max_connections": (int, checks.at_least(16)),
             "request_threads": (int, checks.positive),
             "report_threads": (int, checks.positive),

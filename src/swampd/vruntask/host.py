@@ -12,8 +12,9 @@ sandbox, the command line, what "up" means, collecting the outputs), but:
   daemon), and the agent keeps a copy until the job's outputs are collected
   (so a job is not seen as ended before its saved database is handed over);
 * its end is learnt from a pidfd (``watchers.ExitWatcher``), its readiness by
-  probing right after the start and ever less often (``watchers.Prober``):
-  no thread per job, nothing that wakes for an idle viewer;
+  probing right after the start and ever less often, every starting job's
+  probe at once (``prober.Prober``): no thread per job, nothing that wakes
+  for an idle viewer;
 * reports go to the AgentMonitor through the daemon's own dispatcher, with
   the launch's epoch and token, exactly as a remote node's would (fencing
   included), but without a connection.
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from swampd import runas
+from swampd import cpus, runas
 from swampd.failpoints import failpoint
 from swampd.jobdir import write_exit_status
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
@@ -50,7 +51,8 @@ from swampd.vruntask.ports import PortPool
 from swampd.vruntask.platforms.base import Staging
 from swampd.vruntask.runner import DRAIN_SECONDS, Exit, collect, stage
 from swampd.vruntask.sandbox import PrepareError
-from swampd.vruntask.watchers import ExitWatcher, Prober
+from swampd.vruntask.prober import Prober
+from swampd.vruntask.watchers import ExitWatcher
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +120,10 @@ class HostAgent:
         self.stop_grace = stop_grace
         self.user = user
         self._jobs: dict[str, HostedJob] = {}
-        #: What a command started as the daemon's own user gets: the daemon's environment without
-        #: swampd's own settings (made once: it is the same for every job).
-        self._environment = {k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")}
+        #: What a command gets: the daemon's environment without swampd's own settings, with the job
+        #: user's identity when there is one (made once: it is the same for every job).
+        self._environment = ({k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")} if user is None
+                             else runas.job_environment(user, dict(os.environ)))
         self._lock = threading.Lock()
         self._exits = ExitWatcher()
         self._ports = PortPool()
@@ -151,7 +154,7 @@ class HostAgent:
             if self.user is not None:  # in/ the daemon's and readable by the job, out/ the job's own
                 runas.prepare_job_dir(job_dir, self.user)
             stage(hosted.staging, hosted.payload)
-            if self.user is not None:
+            if self.user is not None and runas.switches_user(self.user):
                 self._share_inputs(hosted)
             port = hosted.port = self._ports.take()
             argv = hosted.payload.local_command(hosted.staging.sandbox, port)
@@ -162,9 +165,9 @@ class HostAgent:
         sandbox.record_event("RUNSHSTART", "Starting viewer run script")
         env, as_user = self._environment, dict[str, Any]()
         if self.user is not None:
-            env, as_user = runas.job_environment(self.user, dict(os.environ)), runas.popen_kwargs(self.user)
+            as_user = runas.popen_kwargs(self.user)
         try:
-            with open(sandbox.out_dir / "viewer.log", "ab") as out:
+            with open(sandbox.out_dir / "viewer.log", "ab") as out, cpus.for_a_child():
                 hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=subprocess.DEVNULL, stdout=out,
                                                stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,),
                                                start_new_session=True, **as_user)
@@ -173,7 +176,7 @@ class HostAgent:
             self._fail_to_start(hosted, reason)
             raise StartFailed(reason) from None
         hosted.pid = hosted.proc.pid
-        log.info("%s: command started as pid %d on port %d", job_dir.name, hosted.pid, port)
+        log.debug("%s: command started as pid %d on port %d", job_dir.name, hosted.pid, port)
         address = f"127.0.0.1:{port}"
         sandbox.write_address(address)
         sandbox.record_event("WROTEIPADDR", "Wrote viewer ip address")
@@ -214,7 +217,8 @@ class HostAgent:
             return
         if port and not hosted.up:
             deadline = time.monotonic() + hosted.job.ready_timeout
-            self._probes.add(hosted.launch_id, lambda: hosted.payload.answers(port),
+            payload = hosted.payload
+            self._probes.add(hosted.launch_id, port, payload.probe_request(port), payload.up_answer,
                              lambda: self._came_up(hosted), deadline)
 
     def _fail_to_start(self, hosted: HostedJob, reason: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -30,19 +31,19 @@ class CollectError(Exception):
 class Sandbox:
     root: Path
 
-    @property
+    @cached_property  # paths are made often (a dozen times per launch): once is enough
     def in_dir(self) -> Path:
         return self.root / "in"
 
-    @property
+    @cached_property
     def out_dir(self) -> Path:
         return self.root / "out"
 
-    @property
+    @cached_property
     def events_file(self) -> Path:
         return self.out_dir / EVENTS_FILE
 
-    @property
+    @cached_property
     def ip_file(self) -> Path:
         return self.out_dir / IP_FILE
 

@@ -1,31 +1,19 @@
-"""Two threads that watch every hosted job without polling the idle ones.
+"""One thread that learns the end of every hosted job's command without polling.
 
 ``ExitWatcher`` holds a pidfd per running command in one epoll set: the
 kernel wakes it the moment a command ends, so a thousand idle viewers cost
-one thread blocked in ``select`` and no CPU.  ``Prober`` asks starting
-programs whether they answer yet, one probe at a time in due order, soon
-after the start and then less often (the first probes come a few
-milliseconds apart, so READY follows the first answer closely); it holds
-nothing for programs that are up.
+one thread blocked in ``select`` and no CPU.  (Readiness is ``prober``'s.)
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import os
 import selectors
 import socket
 import threading
-import time
 from typing import Callable
 
 log = logging.getLogger(__name__)
-
-#: Seconds between the first probes, how much each wait grows, and the longest wait.
-FIRST_PROBE_GAP = 0.004
-PROBE_GROWTH = 1.25
-LONGEST_PROBE_GAP = 0.25
 
 
 def exit_code_of(status: int) -> int:
@@ -98,64 +86,3 @@ class ExitWatcher:
             pending, self._pending = self._pending, []
         for pidfd, pid, child, on_exit in pending:
             self._selector.register(pidfd, selectors.EVENT_READ, (pidfd, pid, child, on_exit))
-
-
-class Prober:
-    """Probes starting programs until each answers (``on_up``) or its deadline passes (dropped)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, int, str]] = []
-        self._entries: dict[str, tuple[Callable[[], bool], Callable[[], None], float, float]] = {}
-        self._seq = itertools.count()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="host-probes", daemon=True)
-        self._thread.start()
-
-    def add(self, key: str, answers: Callable[[], bool], on_up: Callable[[], None], deadline: float) -> None:
-        """Probe now, then again and again until ``answers()`` or ``deadline`` (monotonic)."""
-        with self._cond:
-            self._entries[key] = (answers, on_up, deadline, FIRST_PROBE_GAP)
-            heapq.heappush(self._due, (time.monotonic(), next(self._seq), key))
-            self._cond.notify()
-
-    def cancel(self, key: str) -> None:
-        with self._cond:
-            self._entries.pop(key, None)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._closed and (not self._due or self._due[0][0] > time.monotonic()):
-                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                if self._closed:
-                    return
-                _, _, key = heapq.heappop(self._due)
-                entry = self._entries.get(key)
-            if entry is None:
-                continue  # cancelled
-            answers, on_up, deadline, gap = entry
-            try:
-                up = answers()
-            except Exception:
-                log.exception("probing %s failed", key)
-                up = False
-            with self._cond:
-                if self._entries.get(key) is not entry:
-                    continue  # cancelled or replaced while probing
-                if up or time.monotonic() > deadline:
-                    del self._entries[key]
-                else:
-                    self._entries[key] = (answers, on_up, deadline, min(gap * PROBE_GROWTH, LONGEST_PROBE_GAP))
-                    heapq.heappush(self._due, (time.monotonic() + gap, next(self._seq), key))
-                    continue
-            if up:
-                try:
-                    on_up()
-                except Exception:
-                    log.exception("reporting %s up failed", key)

@@ -30,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+from swampd import cpus
 from swampd.failpoints import failpoint
 from swampd.joblog import last_error_line
 from swampd.bog import BogError, read_bog
@@ -127,7 +128,7 @@ class LocalScheduler:
         env = dict(os.environ)
         env[LOCK_FD_ENV] = str(fd)
         env.pop("SWAMPD_FAILPOINTS", None)
-        with open(spec.job_dir / LOG_FILE, "ab") as logfile:
+        with open(spec.job_dir / LOG_FILE, "ab") as logfile, cpus.for_a_child():
             try:
                 proc = subprocess.Popen(list(spec.argv), cwd=spec.job_dir, stdin=subprocess.DEVNULL, stdout=logfile,
                                         stderr=subprocess.STDOUT, pass_fds=(fd,), start_new_session=True, env=env)

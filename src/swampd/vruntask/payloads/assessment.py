@@ -78,9 +78,9 @@ class AssessmentPayload(Payload):
                 "--out-dir", str(sandbox.out_dir), "--events", str(sandbox.events_file),
                 "--begin", self.up_event, "--wait", f"{self.job.ready_timeout:g}", "--", *tool]
 
-    def answers(self, port: int) -> bool:
+    def probe_request(self, port: int) -> bytes | None:
         """An assessment is up as soon as its program runs: it serves nothing."""
-        return True
+        return None
 
     def collect(self, sandbox: Sandbox, output: MachineOutput, reporter: Reporter,
                 give_up: Callable[[], bool]) -> ResultsOutcome:

@@ -10,6 +10,7 @@ and payloads never ask which platform they are on: they get a
 from __future__ import annotations
 
 import enum
+import socket
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Protocol
 
@@ -78,8 +79,33 @@ class Payload(ABC):
         """The argv a local process runs in place of a machine (the process platform)."""
 
     @abstractmethod
-    def answers(self, port: int) -> bool:
-        """For a local process: is the program up yet?"""
+    def probe_request(self, port: int) -> bytes | None:
+        """For a local process: what to send its port to learn whether it is up (None: it is up as soon
+        as it runs).  The host agent's prober sends it to many programs at once; ``answers`` to one."""
+
+    def up_answer(self, head: bytes) -> bool:
+        """Whether the first bytes of the answer to ``probe_request`` say the program is up."""
+        return True
+
+    def answers(self, port: int, timeout: float = 2.0) -> bool:
+        """For a local process: is the program up yet?  (One blocking probe.)"""
+        request = self.probe_request(port)
+        if request is None:
+            return True
+        head = b""
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(request)
+                while b"\n" not in head and len(head) < 256:
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        break
+                    head += chunk
+        except OSError:
+            return False
+        return self.up_answer(head)
 
     def run_timeout(self) -> float | None:
         """Seconds the machine may run once up before the runner ends it; None: until it ends or is stopped.

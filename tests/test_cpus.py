@@ -1,0 +1,66 @@
+"""The daemon's threads share one CPU; the commands it starts get every CPU (swampd.cpus)."""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import pytest
+
+from support.daemon import Daemon
+
+ALL = set(os.sched_getaffinity(0))
+
+
+def allowed(pid: int, tid: int | None = None) -> set[int]:
+    return set(os.sched_getaffinity(tid if tid is not None else pid))
+
+
+def threads(pid: int) -> list[int]:
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+
+
+def launch_one(daemon: Daemon, project: str) -> int:
+    daemon.api.launchViewer({"projectid": project, "viewer": "CodeDX"})
+    assert daemon.api.waitViewer(project, "CodeDX", "READY", 60)["state_name"] == "READY"
+    (pid,) = daemon._job_tree()
+    return pid
+
+
+@pytest.fixture(autouse=True)
+def two_cpus() -> None:
+    if len(ALL) < 2:
+        pytest.skip("needs a machine with at least 2 CPUs (one CPU: the daemon keeps its threads where they are)")
+
+
+def test_the_daemons_threads_share_one_cpu_and_its_viewer_has_them_all(daemon: Daemon) -> None:
+    pid = launch_one(daemon, "cpus")
+    assert daemon.proc is not None
+    masks = {frozenset(allowed(daemon.proc.pid, tid)) for tid in threads(daemon.proc.pid)}
+    assert masks == {frozenset({max(ALL)})}, masks
+    assert len(threads(daemon.proc.pid)) > 5  # all of them: the workers, the prober, the watcher...
+    assert allowed(pid) == ALL
+
+
+def test_one_cpu_off_leaves_the_threads_free(make_daemon: Callable[..., Daemon]) -> None:
+    daemon = make_daemon(agentmonitor={"one_cpu": False})
+    pid = launch_one(daemon, "free")
+    assert daemon.proc is not None
+    assert {frozenset(allowed(daemon.proc.pid, tid)) for tid in threads(daemon.proc.pid)} == {frozenset(ALL)}
+    assert allowed(pid) == ALL
+
+
+def test_a_thread_starting_a_child_holds_every_cpu_for_that_moment_only() -> None:
+    from swampd import cpus
+
+    seen: list[set[int]] = []
+    before = set(os.sched_getaffinity(0))
+    try:
+        assert cpus.pin_to_one_cpu() == max(ALL)
+        assert allowed(0) == {max(ALL)}
+        with cpus.for_a_child():
+            seen.append(allowed(0))
+        assert allowed(0) == {max(ALL)}
+    finally:
+        os.sched_setaffinity(0, before)
+        cpus._everything = cpus._one = None
+    assert seen == [ALL]
