@@ -107,7 +107,7 @@ def _s(text: str) -> str:
 
 def bug_json(bug: Bug, bug_id: int, shown: frozenset[str]) -> str:
     """One element of ``BugInstances``, from its ``{`` to its ``}`` (inner lines indented)."""
-    i1, i2, i3, i4 = "\n" + " " * 16, "\n" + " " * 20, "\n" + " " * 24, "\n" + " " * 28
+    i1, i2, i3 = "\n" + " " * 16, "\n" + " " * 20, "\n" + " " * 24
     out = [f"{{{i1}\"BugId\": {bug_id}"]
     add = out.append
     if "BuildId" in bug and "buildId" in shown:

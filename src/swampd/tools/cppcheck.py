@@ -32,12 +32,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from xml.etree.ElementTree import ParseError, XMLPullParser
 
 from swampd.results.archives import Limits, extract_tar, extract_zip
 from swampd.results.errors import ResultsError
 from swampd.results.scarfwriter import Bug, Location, ScarfWriter
-from swampd.tools.framework import StatusOut, archive_dir, read_conf, write_conf
+from swampd.tools.framework import StatusOut, archive_dir, read_conf
 
 TOOL = "cppcheck"
 RAW_REPORT = "assessment_report1.xml"

@@ -209,7 +209,6 @@ class HTCondorScheduler:
     # -- observe --------------------------------------------------------------
     def observe(self) -> dict[str, JobObservation]:
         """One bulk query for every swampd job, and one history call for tracked jobs that left."""
-        now = self.clock()
         ads = self._call("query", self.schedd.query, constraint=ALL_JOBS, projection=PROJECTION)
         seen: dict[str, JobObservation] = {}
         refs: dict[str, str] = {}
