@@ -5,7 +5,8 @@ The viewer is ``busybox httpd`` (Debian's busybox-static).  It prints:
 * baseline: a plain shell script that starts the same N commands and waits
   until each answers HTTP (measured in the same run);
 * the time until all N viewers are READY when 8 client processes request
-  them at once (each waits with ``waitViewer``);
+  them at once (each waits with ``waitViewer``), and the daemon's CPU time
+  meanwhile;
 * PSS of swampd's own processes (the daemon and any per-job supervisor; the
   viewer commands are not counted), the daemon's RSS before and after, and
   its growth per viewer;
@@ -141,7 +142,9 @@ def main(argv: list[str]) -> int:
                  for k in range(CLIENTS)]
         for proc in procs:
             proc.start()
+        burst_cpu = cpu_seconds(daemon.proc.pid)
         done = [out.get(timeout=900) for _ in procs]
+        burst_cpu = cpu_seconds(daemon.proc.pid) - burst_cpu
         for proc in procs:
             proc.join()
         all_ready = max(done) - start_at
@@ -164,6 +167,7 @@ def main(argv: list[str]) -> int:
     print(f"  baseline: a shell script starts {n} and sees each answer: {baseline:8.2f} s")
     print(f"  swampd: all {n} READY after the requests:                {all_ready:8.2f} s "
           f"(ratio {all_ready / baseline:.2f})")
+    print(f"  daemon CPU during the burst: {burst_cpu:.2f} s ({burst_cpu / n * 1000:.1f} ms per launch)")
     print(f"  swampd's own processes: {len(pids)}; PSS {pss / 1024:.1f} MiB")
     print(f"  daemon RSS {rss_empty / 1024:.1f} MiB idle with none, {rss_full / 1024:.1f} MiB with {n}: "
           f"{(rss_full - rss_empty) / n:.1f} KiB per viewer")

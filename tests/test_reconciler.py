@@ -183,6 +183,44 @@ def test_viewer_up_with_an_address_is_ready_with_its_url(world):
     assert after["state"] == 2 and after["url"] == "http://10.0.0.5:8443/"
 
 
+def test_reports_of_one_instant_apply_in_order_in_one_commit(world):
+    """A hosted command's start: its three reports together, each its own transition and history row."""
+    from swampd.agentmonitor.service import Report
+
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    commits: list[set[int]] = []
+    store.on_commit = lambda ids: commits.append(set(ids))
+    ident = (record.execrunid, record.epoch, record.token)
+    assert service.report_all([Report(*ident, state=1, status="Starting viewer"),
+                               Report(*ident, event="RUNSHSTART"),
+                               Report(*ident, event="WROTEIPADDR", vmip="127.0.0.1:8443")]) is True
+    assert commits == [{record.id}]
+    statuses = [h.status for h in store.history(record.id)]
+    assert statuses[-3:] == ["Starting viewer", "Starting viewer run script", "Wrote viewer ip address"]
+    assert store.get_viewer("p", "CodeDX").vmip == "127.0.0.1:8443"
+    # Sent again (a restarted daemon's replay): no news, nothing written.
+    assert service.report_all([Report(*ident, event="RUNSHSTART"), Report(*ident, event="WROTEIPADDR")]) is False
+    assert [h.status for h in store.history(record.id)] == statuses
+
+
+def test_a_wrong_token_in_reports_of_one_instant_undoes_them_all(world):
+    from swampd.agentmonitor.service import Report
+    from swampd.errors import SwampdError
+
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    record = store.get_viewer("p", "CodeDX")
+    before = [h.status for h in store.history(record.id)]
+    with pytest.raises(SwampdError) as refused:
+        service.report_all([Report(record.execrunid, record.epoch, record.token, event="RUNSHSTART"),
+                            Report(record.execrunid, record.epoch, "forged", event="WROTEIPADDR", vmip="1.2.3.4:1")])
+    assert int(refused.value.code) == 4
+    assert [h.status for h in store.history(record.id)] == before
+    assert store.get_viewer("p", "CodeDX").vmip == ""
+
+
 def test_a_ready_viewer_whose_job_is_killed_ends_in_error(world):
     from swampd.agentmonitor.service import Report
 

@@ -2,7 +2,6 @@
 import ast
 import multiprocessing
 import os
-import re
 import stat
 import threading
 from pathlib import Path
@@ -167,40 +166,3 @@ def test_only_the_transition_function_assigns_a_state():
                     offenders.append(f"{path.relative_to(src)}:{node.lineno}: {ast.unparse(node)}")
     assert len(offenders) == 1 and offenders[0].startswith("store/database.py:"), offenders
     assert offenders[0].endswith("record.state = int(state)")
-
-
-def test_a_batch_commits_its_transactions_once_and_undoes_a_failed_one_alone(tmp_path):
-    store = Store(tmp_path / "r.sqlite3")
-    announced: list[set[int]] = []
-    store.on_commit = lambda ids: announced.append(set(ids))
-    claim(store, "a")
-    claim(store, "b")
-    a, b = store.get_viewer("a", "CodeDX"), store.get_viewer("b", "CodeDX")
-    announced.clear()
-    other_thread_saw: list[int] = []
-    with store.batch():
-        with store.transaction(durable=False) as tx:
-            tx.transition(tx.get_viewer("a", "CodeDX"), int(ViewerState.READY), "up", "test")
-        try:
-            with store.transaction(durable=False) as tx:
-                tx.transition(tx.get_viewer("b", "CodeDX"), int(ViewerState.READY), "up", "test")
-                raise ValueError("this one fails")
-        except ValueError:
-            pass
-        # Not committed yet: another connection still sees the old state.
-        reader = threading.Thread(target=lambda: other_thread_saw.append(store.get_viewer("a", "CodeDX").state))
-        reader.start()
-        reader.join()
-        assert announced == []
-        try:
-            with store.transaction() as tx:  # a durable change cannot hide in a batch
-                pass
-        except RuntimeError as exc:
-            assert "durable" in str(exc)
-        else:
-            raise AssertionError("a durable transaction joined a batch")
-    assert other_thread_saw == [int(ViewerState.LAUNCHING)]
-    assert store.get_viewer("a", "CodeDX").state == ViewerState.READY
-    assert store.get_viewer("b", "CodeDX").state == ViewerState.LAUNCHING  # its savepoint was undone
-    assert [h.state for h in store.history(b.id)] == [int(ViewerState.LAUNCHING)]
-    assert announced == [{a.id}]  # one announcement, only what committed

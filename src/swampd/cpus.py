@@ -67,8 +67,14 @@ def for_a_child() -> Iterator[None]:
     if everything is None or one is None:
         yield
         return
-    os.sched_setaffinity(0, everything)
+    try:
+        os.sched_setaffinity(0, everything)
+    except OSError as exc:  # the CPUs allowed changed under us (a cpuset): start it anyway
+        log.warning("cannot give a job every CPU (%s); it starts on the daemon's", exc)
     try:
         yield
     finally:
-        os.sched_setaffinity(0, one)
+        try:
+            os.sched_setaffinity(0, one)
+        except OSError as exc:
+            log.warning("cannot put a thread back on the daemon's CPU: %s", exc)

@@ -111,32 +111,7 @@ class AgentMonitorAPI:
         True when the report changed the viewer's state.  A report for an
         older launch is fault 3; a wrong token is fault 4.
         """
-        args = v.require_struct(args, "viewerStatus argument")
-        v.reject_unknown(args, REPORT_KEYS, "viewerStatus argument")
-        for required in ("execrunid", "epoch", "token"):
-            if required not in args:
-                raise v.bad(f"viewerStatus needs {required}")
-        has_event, has_state = "event" in args, "state" in args
-        if has_event == has_state:
-            raise v.bad("viewerStatus needs exactly one of event and state")
-        state = None
-        if has_state:
-            state = v.integer(args["state"], "state")
-            if state not in {int(s) for s in REPORTABLE_STATES}:
-                allowed = ", ".join(f"{int(s)} ({s.name})" for s in sorted(REPORTABLE_STATES))
-                raise v.bad(f"state {state} cannot be reported (allowed: {allowed})")
-        report = Report(
-            execrunid=v.text(args["execrunid"], "execrunid", 300),
-            epoch=v.integer(args["epoch"], "epoch"),
-            token=v.text(args["token"], "token", 200),
-            event=v.event_name(args["event"]) if has_event else "",
-            state=state,
-            status=v.text(args.get("status", ""), "status"),
-            vmip=v.vmip(args.get("vmip", "")),
-        )
-        v.host_name(args.get("node", ""), "node")  # checked like an assessment's, not kept for a viewer
-        return self.service.report(report)
-
+        return self.service.report(viewer_report(args))
 
     def viewerSnapshot(self, args: Any) -> bool:
         """viewerSnapshot(struct) -> boolean: a saved viewer database from ``vruntask finish``.
@@ -163,3 +138,32 @@ class AgentMonitorAPI:
             version=v.text(args.get("version", ""), "version", 256),
         )
         return self.service.snapshot(snapshot)
+
+
+def viewer_report(args: Any) -> Report:
+    """An execute node's viewer report, checked (fault 1 for anything malformed)."""
+    args = v.require_struct(args, "viewerStatus argument")
+    v.reject_unknown(args, REPORT_KEYS, "viewerStatus argument")
+    for required in ("execrunid", "epoch", "token"):
+        if required not in args:
+            raise v.bad(f"viewerStatus needs {required}")
+    has_event, has_state = "event" in args, "state" in args
+    if has_event == has_state:
+        raise v.bad("viewerStatus needs exactly one of event and state")
+    state = None
+    if has_state:
+        state = v.integer(args["state"], "state")
+        if state not in {int(s) for s in REPORTABLE_STATES}:
+            allowed = ", ".join(f"{int(s)} ({s.name})" for s in sorted(REPORTABLE_STATES))
+            raise v.bad(f"state {state} cannot be reported (allowed: {allowed})")
+    report = Report(
+        execrunid=v.text(args["execrunid"], "execrunid", 300),
+        epoch=v.integer(args["epoch"], "epoch"),
+        token=v.text(args["token"], "token", 200),
+        event=v.event_name(args["event"]) if has_event else "",
+        state=state,
+        status=v.text(args.get("status", ""), "status"),
+        vmip=v.vmip(args.get("vmip", "")),
+    )
+    v.host_name(args.get("node", ""), "node")  # checked like an assessment's, not kept for a viewer
+    return report

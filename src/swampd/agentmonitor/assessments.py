@@ -19,7 +19,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from swampd.agentmonitor.changes import ChangeFeed, Deferred
 from swampd.agentmonitor.reconciler import Reconciler
@@ -215,38 +215,54 @@ class AssessmentService:
     # -- the execute node ------------------------------------------------------------
     def report(self, rep: StatusReport) -> bool:
         """A node's progress; True when it changed the run."""
+        return self.report_all([rep])
+
+    def report_all(self, reports: Sequence[StatusReport]) -> bool:
+        """Reports of one launch, in order, in one transaction (a hosted command's start makes three
+        at one instant): one authentication and one reconciler turn, each report still its own
+        transition (and its status in SWAMP's database).  True when any changed the run."""
+        changed = False
+        record: AssessmentRecord | None = None
         with self.store.transaction(durable=False) as tx:
-            record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
-            if record.state not in REPORTING:
+            for rep in reports:
+                if record is None or (rep.execrunid, rep.epoch, rep.token) != (record.execrunid, record.epoch,
+                                                                               record.token):
+                    record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
+                changed = self._apply_report(tx, record, rep) or changed
+        if record is not None and changed:
+            self.reconciler.enqueue(record.id)
+        return changed
+
+    def _apply_report(self, tx: Transaction, record: AssessmentRecord, rep: StatusReport) -> bool:
+        if record.state not in REPORTING:
+            return False
+        suffix = retry_suffix(record.epoch, self.config.assessments.max_retries)
+        state = AssessmentState(record.state)
+        if rep.event:
+            if rep.event not in EVENTS or state is S.COLLECTING or tx.reported_before(record, rep.event):
+                # SWAMP's monitor ignored lines it did not know; a guest event read after the
+                # machine is down, or sent again after a restart, would put an older status back.
                 return False
-            suffix = retry_suffix(record.epoch, self.config.assessments.max_retries)
-            state = AssessmentState(record.state)
-            if rep.event:
-                if rep.event not in EVENTS or state is S.COLLECTING or tx.reported_before(record, rep.event):
-                    # SWAMP's monitor ignored lines it did not know; a guest event read after the
-                    # machine is down, or sent again after a restart, would put an older status back.
-                    return False
-                status, state = EVENTS[rep.event] + suffix, S.RUNNING if state is S.SUBMITTED else state
-            elif rep.state == RunState.STARTING:
-                status, state = (rep.status or STARTING_STATUS["process"]) + suffix, S.RUNNING
-            elif rep.state == RunState.COLLECTING:
-                status, state = COLLECTING_STATUS + suffix, S.COLLECTING
-            elif rep.state == RunState.FAILED:
-                status = f"Finished with Errors - {rep.status}"[:128]
-            else:
-                status = (rep.status or rep.state) + suffix
-            if state is S.RUNNING and not record.started_at:
-                record.started_at = time.time()
-            if state is S.COLLECTING and not record.collecting_at:
-                record.collecting_at = time.time()
-            if status == record.status and int(state) == record.state:
-                return False
-            tx.transition(record, int(state), status[:128], "node",
-                          f"event {rep.event}" if rep.event else f"state {rep.state}")
-            if rep.event == "WROTEIPADDR" and rep.vmip:
-                # SWAMP's vm_ip_address and vm_image, after the status in the database lane.
-                tx.enqueue(record, "vm_fields", {"vm_ip_address": rep.vmip[:50], "execute_node": rep.node})
-        self.reconciler.enqueue(record.id)
+            status, state = EVENTS[rep.event] + suffix, S.RUNNING if state is S.SUBMITTED else state
+        elif rep.state == RunState.STARTING:
+            status, state = (rep.status or STARTING_STATUS["process"]) + suffix, S.RUNNING
+        elif rep.state == RunState.COLLECTING:
+            status, state = COLLECTING_STATUS + suffix, S.COLLECTING
+        elif rep.state == RunState.FAILED:
+            status = f"Finished with Errors - {rep.status}"[:128]
+        else:
+            status = (rep.status or rep.state) + suffix
+        if state is S.RUNNING and not record.started_at:
+            record.started_at = time.time()
+        if state is S.COLLECTING and not record.collecting_at:
+            record.collecting_at = time.time()
+        if status == record.status and int(state) == record.state:
+            return False
+        tx.transition(record, int(state), status[:128], "node",
+                      f"event {rep.event}" if rep.event else f"state {rep.state}")
+        if rep.event == "WROTEIPADDR" and rep.vmip:
+            # SWAMP's vm_ip_address and vm_image, after the status in the database lane.
+            tx.enqueue(record, "vm_fields", {"vm_ip_address": rep.vmip[:50], "execute_node": rep.node})
         return True
 
     def results(self, execrunid: str, epoch: int, token: str, results: RunResults) -> bool:

@@ -36,10 +36,10 @@ from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_di
 from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.admission import Admission
-from swampd.agentmonitor.api import AgentMonitorAPI
+from swampd.agentmonitor.api import AgentMonitorAPI, viewer_report
 from swampd.agentmonitor.assessment_effects import AssessmentEffects
 from swampd.agentmonitor.assessments import AssessmentService
-from swampd.agentmonitor.runs_api import RunsAPI
+from swampd.agentmonitor.runs_api import RunsAPI, run_report
 from swampd.lifecycle.assessment import ARUN, MRUN
 from swampd.agentmonitor.changes import ChangeFeed
 from swampd.agentmonitor.credentials import ensure_token_file
@@ -278,7 +278,8 @@ class Daemon:
             host = getattr(scheduler, "host", None)
             if host is not None:  # its jobs report through this daemon's own dispatcher
                 host.dispatch = lambda method, body: dispatcher.call(f"agentMonitor.{method}", (body,))
-                host.batch = self.store.batch
+                host.dispatch_all = lambda method, bodies: dispatcher.call_in_process(f"agentMonitor.{method}",
+                                                                                      (bodies,))
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
             self.changes = ChangeFeed()
@@ -289,6 +290,11 @@ class Daemon:
             self.ad_refresher = (AdRefresher(self.ad_publisher.refresh, config.htcondor.ad_refresh)
                                  if self.ad_publisher is not None else None)
             self.runs = register_assessments(self.reconciler, self.store, config, self.changes)
+            # Reports of one instant from the host agent, together (never reachable by a client).
+            dispatcher.register_in_process(
+                "agentMonitor.viewerStatus", lambda bodies: self.service.report_all([viewer_report(b) for b in bodies]))
+            dispatcher.register_in_process(
+                "agentMonitor.runStatus", lambda bodies: self.runs.report_all([run_report(b) for b in bodies]))
             self.store.on_commit = lambda ids: (self.changes.publish(ids), self.runs.admission.on_commit(ids))
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))
             dispatcher.register_namespace("agentMonitor", RunsAPI(self.runs))

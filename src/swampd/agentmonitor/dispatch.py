@@ -34,6 +34,8 @@ class Dispatcher:
 
     def __init__(self) -> None:
         self._methods: dict[str, Callable[..., Any]] = {}
+        #: Methods only this process calls (``call_in_process``); no client can reach them.
+        self._in_process: dict[str, Callable[..., Any]] = {}
         self._local = threading.local()
         self.register("system.listMethods", self.list_methods)
         self.register("system.methodHelp", self.method_help)
@@ -42,6 +44,15 @@ class Dispatcher:
     def register(self, name: str, fn: Callable[..., Any]) -> None:
         self._methods[name] = fn
         metrics.know_methods(self._methods)
+
+    def register_in_process(self, name: str, fn: Callable[..., Any]) -> None:
+        """A method for the daemon's own parts (the host agent's reports of one instant, together):
+        its errors become faults as any call's do, and it is counted under ``name``."""
+        self._in_process[name] = fn
+
+    def call_in_process(self, name: str, params: tuple[Any, ...]) -> Any:
+        """Call an in-process method exactly as ``call`` calls a published one."""
+        return self.call(name, params, self._in_process)
 
     def register_namespace(self, prefix: str, obj: object) -> None:
         for name in dir(obj):
@@ -89,19 +100,19 @@ class Dispatcher:
         """Record, for this thread's request, whether it carried the bearer token."""
         self._local.authorized = authorized
 
-    def call(self, name: str, params: tuple[Any, ...]) -> Any:
+    def call(self, name: str, params: tuple[Any, ...], methods: dict[str, Callable[..., Any]] | None = None) -> Any:
         """Call ``name``; any failure comes back as ``xmlrpc.client.Fault`` with a contract code."""
         elapsed = metrics.timer()
         try:
-            result = self._call(name, params)
+            result = self._call(name, params, self._methods if methods is None else methods)
         except xmlrpc.client.Fault as fault:
             metrics.rpc_call(name, int(fault.faultCode), elapsed())
             raise
         metrics.rpc_call(name, 0, elapsed())
         return result
 
-    def _call(self, name: str, params: tuple[Any, ...]) -> Any:
-        fn = self._methods.get(name)
+    def _call(self, name: str, params: tuple[Any, ...], methods: dict[str, Callable[..., Any]]) -> Any:
+        fn = methods.get(name)
         if fn is None:
             raise xmlrpc.client.Fault(int(Fault.UNKNOWN), f"no method {name!r}")
         if not getattr(self._local, "authorized", True) and name not in OPEN_METHODS:

@@ -107,24 +107,7 @@ class RunsAPI:
 
     def runStatus(self, args: Any) -> bool:
         """runStatus(struct) -> boolean: an execute node's progress (see swampd.runreports)."""
-        args = v.require_struct(args, "runStatus argument")
-        v.reject_unknown(args, STATUS_KEYS, "runStatus argument")
-        for required in RESULT_IDENTITY:
-            if required not in args:
-                raise v.bad(f"runStatus needs {required}")
-        if ("event" in args) == ("state" in args):
-            raise v.bad("runStatus needs exactly one of event and state")
-        state = ""
-        if "state" in args:
-            state = v.text(args["state"], "state", 32)
-            if state not in {s.value for s in RunState}:
-                raise v.bad(f"state must be one of {', '.join(s.value for s in RunState)}")
-        return self.service.report(StatusReport(
-            execrunid=_run_id(args["execrunid"]), epoch=v.integer(args["epoch"], "epoch"),
-            token=v.text(args["token"], "token", 200),
-            event=v.event_name(args["event"]) if "event" in args else "", state=state,
-            status=v.text(args.get("status", ""), "status"), vmip=v.vmip(args.get("vmip", "")),
-            node=v.host_name(args.get("node", ""), "node")))
+        return self.service.report(run_report(args))
 
     def runResults(self, args: Any) -> bool:
         """runResults(struct) -> boolean: the results of a node's launch (see swampd.runreports)."""
@@ -147,3 +130,25 @@ def _state(value: Any) -> AssessmentState:
     if isinstance(value, int) and not isinstance(value, bool) and value in AssessmentState._value2member_map_:
         return AssessmentState(value)
     raise v.bad(f"state must be one of {', '.join(AssessmentState.__members__)}")
+
+
+def run_report(args: Any) -> StatusReport:
+    """An execute node's progress report on an assessment run, checked (fault 1 for anything malformed)."""
+    args = v.require_struct(args, "runStatus argument")
+    v.reject_unknown(args, STATUS_KEYS, "runStatus argument")
+    for required in RESULT_IDENTITY:
+        if required not in args:
+            raise v.bad(f"runStatus needs {required}")
+    if ("event" in args) == ("state" in args):
+        raise v.bad("runStatus needs exactly one of event and state")
+    state = ""
+    if "state" in args:
+        state = v.text(args["state"], "state", 32)
+        if state not in {s.value for s in RunState}:
+            raise v.bad(f"state must be one of {', '.join(s.value for s in RunState)}")
+    return StatusReport(
+        execrunid=_run_id(args["execrunid"]), epoch=v.integer(args["epoch"], "epoch"),
+        token=v.text(args["token"], "token", 200),
+        event=v.event_name(args["event"]) if "event" in args else "", state=state,
+        status=v.text(args.get("status", ""), "status"), vmip=v.vmip(args.get("vmip", "")),
+        node=v.host_name(args.get("node", ""), "node"))

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from swampd.config import Config, fill_placeholders
 from swampd.runlog import run_fields
@@ -198,43 +198,66 @@ class ViewerService:
 
     # -- reports from the execute node ---------------------------------------
     def report(self, rep: Report) -> bool:
+        return self.report_all([rep])
+
+    def report_all(self, reports: Sequence[Report]) -> bool:
+        """Reports of one launch, in order, in one transaction (a hosted command's start makes three
+        at one instant): one authentication and one reconciler turn, each report still its own
+        transition with its history row.  True when any changed the viewer."""
+        changes: list[tuple[int, ViewerState, str, str]] = []
+        record: ViewerRecord | None = None
         # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
         with self.store.transaction(durable=False) as tx:
-            record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
-            if rep.event:
-                if rep.event not in EVENTS:
-                    return False  # SWAMP ignores lines it does not know (who output, service noise)
-                if tx.reported_before(record, rep.event):
-                    return False  # sent again (after a restart): it must not put an older status back
-                reported, text = EVENTS[rep.event]
-                source = f"event {rep.event}"
-            else:
-                assert rep.state is not None
-                reported, text = ViewerState(rep.state), rep.status or state_name(rep.state)
-                source = f"state {reported.name}"
-            if rep.vmip and record.viewer_state not in ENDED:
-                record.vmip = rep.vmip
-            transition = apply_report(record.viewer_state, reported, text)
-            if not transition.changed or (transition.state is record.viewer_state
-                                          and transition.status == record.status):
-                # Nothing new (a report sent again after a restart): no history, no new ready_at.
-                if rep.vmip:
-                    tx.put_run(record)
-                return False
-            state, status, previous = transition.state, transition.status, record.state
-            if state is ViewerState.READY and not record.vmip:
-                # SWAMP called such a viewer up with vmip null: a READY nobody can reach.
-                state, status = ViewerState.ERROR, "Viewer reported up but never wrote its address"
-                tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": status})
-            elif state is ViewerState.READY:
-                record.ready_at = time.time()
-                record.url = self._url(record)
-            tx.transition(record, int(state), status, "node", source)
-        # A new state is news for the log; a new status within one (each step of a start) is in the history.
-        log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
-                record.execrunid, record.epoch, state_name(int(state)), source, status, extra=run_fields(record))
+            for rep in reports:
+                if record is None or (rep.execrunid, rep.epoch, rep.token) != (record.execrunid, record.epoch,
+                                                                               record.token):
+                    record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
+                change = self._apply_report(tx, record, rep)
+                if change is not None:
+                    changes.append(change)
+        if record is None or not changes:
+            return False
+        for previous, state, source, status in changes:
+            # A new state is news for the log; a new status within one (each step of a start) is in the history.
+            log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
+                    record.execrunid, record.epoch, state_name(int(state)), source, status, extra=run_fields(record))
         self.reconciler.enqueue(record.id)
         return True
+
+    def _apply_report(self, tx: Transaction, record: ViewerRecord,
+                      rep: Report) -> tuple[int, ViewerState, str, str] | None:
+        """Apply one report to ``record``; (the state before, the new state, the source, the status) when
+        it changed anything, None when it was no news."""
+        if rep.event:
+            if rep.event not in EVENTS:
+                return None  # SWAMP ignores lines it does not know (who output, service noise)
+            if tx.reported_before(record, rep.event):
+                return None  # sent again (after a restart): it must not put an older status back
+            reported, text = EVENTS[rep.event]
+            source = f"event {rep.event}"
+        else:
+            assert rep.state is not None
+            reported, text = ViewerState(rep.state), rep.status or state_name(rep.state)
+            source = f"state {reported.name}"
+        if rep.vmip and record.viewer_state not in ENDED:
+            record.vmip = rep.vmip
+        transition = apply_report(record.viewer_state, reported, text)
+        if not transition.changed or (transition.state is record.viewer_state
+                                      and transition.status == record.status):
+            # Nothing new (a report sent again after a restart): no history, no new ready_at.
+            if rep.vmip:
+                tx.put_run(record)
+            return None
+        state, status, previous = transition.state, transition.status, record.state
+        if state is ViewerState.READY and not record.vmip:
+            # SWAMP called such a viewer up with vmip null: a READY nobody can reach.
+            state, status = ViewerState.ERROR, "Viewer reported up but never wrote its address"
+            tx.enqueue(record, "remove", {"launch_id": record.launch_id, "reason": status})
+        elif state is ViewerState.READY:
+            record.ready_at = time.time()
+            record.url = self._url(record)
+        tx.transition(record, int(state), status, "node", source)
+        return previous, state, source, status
 
     def snapshot(self, snap: Snapshot) -> bool:
         """Record a viewer database saved by ``vruntask finish`` of any launch of this key.

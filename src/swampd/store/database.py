@@ -376,12 +376,6 @@ class Store(_Reader):
         time) commit without waiting for the disk (``NORMAL``: safe against
         a crash of the process, and made durable by the next durable commit).
         """
-        outer = getattr(self._local, "batch", None)
-        if outer is not None:  # inside ``batch``: a savepoint of the batch's transaction
-            if durable:
-                raise RuntimeError("a durable transaction cannot join a batch")
-            yield from self._savepoint(outer)
-            return
         conn = self._conn
         wanted = "FULL" if durable else "NORMAL"
         if getattr(self._local, "synchronous", "FULL") != wanted:
@@ -401,40 +395,6 @@ class Store(_Reader):
         metrics.committed(tx.transitions)
         if tx.changed and self.on_commit is not None:
             self.on_commit(tx.changed)
-
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """The transactions this thread opens inside are committed together, once, at the end.
-
-        For changes the daemon makes at one instant (the reports a hosted job
-        makes as it starts): one commit and one announcement instead of one
-        each.  Every inner transaction is a savepoint, so one that fails is
-        undone alone and the others still commit.  Never durable: what is
-        batched is what the daemon would learn again.
-        """
-        if getattr(self._local, "batch", None) is not None:
-            yield
-            return
-        with self.transaction(durable=False) as outer:
-            self._local.batch = outer
-            try:
-                yield
-            finally:
-                self._local.batch = None
-
-    def _savepoint(self, outer: Transaction) -> Iterator[Transaction]:
-        conn = self._conn
-        conn.execute("SAVEPOINT batched")
-        tx = Transaction(conn, self.change_effects, self.clock)
-        try:
-            yield tx
-        except BaseException:
-            conn.execute("ROLLBACK TO batched")
-            conn.execute("RELEASE batched")
-            raise
-        conn.execute("RELEASE batched")
-        outer.changed |= tx.changed
-        outer.transitions += tx.transitions
 
     # -- reads outside a transaction --------------------------------------
     def list_runs(self, kind: str | None = None, states: Iterable[int] | None = None,

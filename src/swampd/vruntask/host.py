@@ -26,7 +26,6 @@ our children.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -37,7 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 from swampd import cpus, runas
 from swampd.failpoints import failpoint
@@ -58,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: ``dispatch(method, struct)``: an ``agentMonitor.<method>`` call inside the daemon.
 Dispatch = Callable[[str, dict[str, Any]], object]
+#: ``dispatch_all(method, structs)``: several such reports of one launch, applied in one transaction.
+DispatchAll = Callable[[str, list[dict[str, Any]]], object]
 #: Written once a hosted job's outputs were collected (after a restart: never collect twice).
 COLLECTED_FILE = "collected"
 
@@ -65,21 +66,36 @@ COLLECTED_FILE = "collected"
 class InProcessReporter:
     """A ``Reporter`` whose calls go through the daemon's dispatcher instead of a connection."""
 
-    def __init__(self, target: ReportTarget, status_method: str, dispatch: Dispatch) -> None:
+    def __init__(self, target: ReportTarget, status_method: str, dispatch: Dispatch,
+                 dispatch_all: DispatchAll | None = None) -> None:
         self.execrunid = target.execrunid
         self.epoch = target.epoch
         self.status_method = status_method
         self._token = target.token
         self._dispatch = dispatch
+        self._dispatch_all = dispatch_all
 
     def send(self, give_up: Callable[[], bool] = lambda: False, **fields: Any) -> bool:
         return self.call(self.status_method, fields, f"report {fields.get('event') or fields.get('state')}", give_up)
 
+    def send_all(self, reports: list[dict[str, Any]], give_up: Callable[[], bool] = lambda: False) -> bool:
+        """Several reports of one instant, in order, delivered together (one registry transaction)."""
+        if self._dispatch_all is None:
+            return all(self.send(give_up, **fields) for fields in reports)
+        bodies = [self._body(fields) for fields in reports]
+        what = "reports " + ", ".join(str(f.get("event") or f.get("state")) for f in reports)
+        dispatch_all = self._dispatch_all
+        return deliver(lambda: dispatch_all(self.status_method, bodies), what, give_up)
+
     def call(self, method: str, fields: dict[str, Any], what: str,
              give_up: Callable[[], bool] = lambda: False) -> bool:
+        body = self._body(fields)
+        return deliver(lambda: self._dispatch(method, body), what, give_up)
+
+    def _body(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = {"execrunid": self.execrunid, "epoch": self.epoch, "token": self._token}
         body.update({k: v for k, v in fields.items() if v not in (None, "")})
-        return deliver(lambda: self._dispatch(method, body), what, give_up)
+        return body
 
 
 @dataclass
@@ -115,8 +131,8 @@ class HostAgent:
         """``user``: whom the commands run as (``[scheduler] run_as``); None: the daemon's own user."""
         #: Set by the daemon's wiring before any job starts.
         self.dispatch: Dispatch | None = None
-        #: Makes the reports made inside it one registry commit (the daemon's ``Store.batch``).
-        self.batch: Callable[[], ContextManager[object]] = contextlib.nullcontext
+        #: Reports of one instant, together; None: one ``dispatch`` each.
+        self.dispatch_all: DispatchAll | None = None
         self.stop_grace = stop_grace
         self.user = user
         self._jobs: dict[str, HostedJob] = {}
@@ -183,10 +199,8 @@ class HostAgent:
         # The command already runs; what it did so far is reported before anything can say "up"
         # (a pidfd of a command that ended meanwhile still reports its end).
         failpoint("host.start_unreported")
-        with self.batch():  # three reports of one instant: one commit
-            self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"))
-            self._report(hosted, {"event": "RUNSHSTART"})
-            self._report(hosted, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
+        self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"),  # one instant: together
+                     {"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
         self._track(hosted, child=True, port=port)
         return hosted.pid
 
@@ -201,13 +215,19 @@ class HostAgent:
 
     def _host(self, job: Job, lock_fd: int) -> HostedJob:
         payload = payload_for(job)
-        reporter = InProcessReporter(job.target, payload.status_method, self._dispatch)
+        reporter = InProcessReporter(job.target, payload.status_method, self._dispatch,
+                                     self.dispatch_all and self._dispatch_all)
         return HostedJob(job, payload, staging_for(job), reporter, lock_fd)
 
     def _dispatch(self, method: str, body: dict[str, Any]) -> object:
         if self.dispatch is None:
             raise ConnectionError("the host agent is not wired to a dispatcher yet")
         return self.dispatch(method, body)
+
+    def _dispatch_all(self, method: str, bodies: list[dict[str, Any]]) -> object:
+        if self.dispatch_all is None:
+            raise ConnectionError("the host agent is not wired to a dispatcher yet")
+        return self.dispatch_all(method, bodies)
 
     def _track(self, hosted: HostedJob, child: bool, port: int = 0) -> None:
         with self._lock:
@@ -278,13 +298,17 @@ class HostAgent:
             os.close(hosted.lock_fd)  # now the job is over for whoever looks at its lock
             hosted.ended.set()
 
-    def _report(self, hosted: HostedJob, fields: dict[str, Any]) -> None:
-        """One report, delivered in order; a refused one means the launch is superseded: stop it."""
+    def _report(self, hosted: HostedJob, *reports: dict[str, Any]) -> None:
+        """Reports, delivered in order (several: together); a refused one means the launch is
+        superseded: stop it."""
         if hosted.fenced:
             return
         try:
             with hosted.report_lock:
-                hosted.reporter.send(give_up_after(DRAIN_SECONDS), **fields)
+                if len(reports) == 1:
+                    hosted.reporter.send(give_up_after(DRAIN_SECONDS), **reports[0])
+                else:
+                    hosted.reporter.send_all(list(reports), give_up_after(DRAIN_SECONDS))
         except Fenced as exc:
             log.error("%s: the AgentMonitor refused our report (%s); stopping this launch", hosted.launch_id, exc)
             hosted.fenced = True
@@ -332,14 +356,16 @@ class HostAgent:
         been killed after writing an event and before its report committed (a viewer would then
         never get its address, or stay LAUNCHING while it answers).  Reports are idempotent: one
         the registry already has changes nothing."""
-        with self.batch():
-            for event in ("RUNSHSTART", "WROTEIPADDR", hosted.payload.up_event):
-                if event not in events:
-                    continue
-                fields: dict[str, Any] = {"event": event}
-                if event == "WROTEIPADDR" and address:
-                    fields.update(vmip=address, node=socket.gethostname())
-                self._report(hosted, fields)
+        reports: list[dict[str, Any]] = []
+        for event in ("RUNSHSTART", "WROTEIPADDR", hosted.payload.up_event):
+            if event not in events:
+                continue
+            fields: dict[str, Any] = {"event": event}
+            if event == "WROTEIPADDR" and address:
+                fields.update(vmip=address, node=socket.gethostname())
+            reports.append(fields)
+        if reports:
+            self._report(hosted, *reports)
 
     def recover(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> None:
         """A hosted job whose command ended while no daemon ran: collect what it left, once."""
