@@ -178,7 +178,11 @@ class HostAgent:
             self._fail_to_start(hosted, str(exc))
             raise StartFailed(str(exc)) from None
         sandbox = hosted.staging.sandbox
-        sandbox.record_event("RUNSHSTART", "Starting viewer run script")
+        # The address is known before the start: recorded first, a crash at any point after the
+        # start leaves it for the next daemon's agent to report again (``adopt``).
+        address = f"127.0.0.1:{port}"
+        sandbox.write_address(address)
+        sandbox.record_events(("RUNSHSTART", "Starting viewer run script"), ("WROTEIPADDR", "Wrote viewer ip address"))
         env, as_user = self._environment, dict[str, Any]()
         if self.user is not None:
             as_user = runas.popen_kwargs(self.user)
@@ -193,9 +197,6 @@ class HostAgent:
             raise StartFailed(reason) from None
         hosted.pid = hosted.proc.pid
         log.debug("%s: command started as pid %d on port %d", job_dir.name, hosted.pid, port)
-        address = f"127.0.0.1:{port}"
-        sandbox.write_address(address)
-        sandbox.record_event("WROTEIPADDR", "Wrote viewer ip address")
         # The command already runs; what it did so far is reported before anything can say "up"
         # (a pidfd of a command that ended meanwhile still reports its end).
         failpoint("host.start_unreported")

@@ -56,10 +56,15 @@ class Sandbox:
 
     def record_event(self, name: str, message: str = "") -> None:
         """Write an event as a guest's run.sh does: the name alone to the events file."""
+        self.record_events((name, message))
+
+    def record_events(self, *events: tuple[str, str]) -> None:
+        """Write events of one instant, in order, with one write to each file."""
+        now = time.strftime('%Y-%m-%d %H:%M:%S')
         with open(self.out_dir / "run.out", "a", encoding="utf-8") as log:
-            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {name} {message}\n")
-        with open(self.events_file, "a", encoding="utf-8") as events:
-            events.write(f"{name}\n")
+            log.write("".join(f"{now} {name} {message}\n" for name, message in events))
+        with open(self.events_file, "a", encoding="utf-8") as out:
+            out.write("".join(f"{name}\n" for name, _ in events))
 
     def write_address(self, address: str) -> None:
         with open(self.ip_file, "a", encoding="utf-8") as fh:
