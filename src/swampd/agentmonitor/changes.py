@@ -88,7 +88,12 @@ class _Watcher:
 
 class ChangeFeed:
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        #: Wakes those waiting for a new version (``wait_version``), on every change.
+        self._cond = threading.Condition(lock)
+        #: Wakes the timer, only when a wait ends earlier than every other (not on every change:
+        #: in a burst of launches that was a wake-up of the timer thread per commit, for nothing).
+        self._earlier = threading.Condition(lock)
         #: Counts every change of every run (the dashboard waits on this).
         self.version = 0
         #: (version, runs that change changed), the last JOURNAL of them.
@@ -126,9 +131,11 @@ class ChangeFeed:
                 return Deferred.of(None)
             self._watchers.setdefault(run_id, set()).add(watcher)
             self._count += 1
-            heapq.heappush(self._deadlines, (time.monotonic() + timeout, next(self._ids), watcher))
+            due = time.monotonic() + timeout
+            if not self._deadlines or due < self._deadlines[0][0]:
+                self._earlier.notify()
+            heapq.heappush(self._deadlines, (due, next(self._ids), watcher))
             self._ensure_timer()
-            self._cond.notify_all()
         # A change committed between the first check and the registration is not missed:
         answer = check()
         if answer is not None:
@@ -171,7 +178,7 @@ class ChangeFeed:
         while True:
             with self._cond:
                 while not self._deadlines or self._deadlines[0][0] > time.monotonic():
-                    self._cond.wait(self._deadlines[0][0] - time.monotonic() if self._deadlines else None)
+                    self._earlier.wait(self._deadlines[0][0] - time.monotonic() if self._deadlines else None)
                 _, _, watcher = heapq.heappop(self._deadlines)
             self._finish(watcher, None)
 

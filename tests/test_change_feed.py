@@ -1,0 +1,39 @@
+"""The change feed: waiters answered on commit, or with None when their time is up."""
+from __future__ import annotations
+
+import threading
+import time
+
+from swampd.agentmonitor.changes import ChangeFeed
+
+
+def test_a_short_wait_after_a_long_one_still_ends_on_time() -> None:
+    """The timer sleeps until the earliest end; a wait that ends earlier must wake it."""
+    feed = ChangeFeed()
+    long = feed.watch(1, lambda: None, 60)
+    time.sleep(0.1)  # the timer now sleeps until the long wait's end
+    short = feed.watch(2, lambda: None, 0.2)
+    got: list[object] = []
+    done = threading.Event()
+    short.then(lambda value: (got.append(value), done.set()))
+    assert done.wait(5), "the short wait did not end"
+    assert got == [None] and not long.done
+
+
+def test_a_change_answers_its_waiter_and_wakes_version_waiters() -> None:
+    feed = ChangeFeed()
+    state = {"ready": False}
+    waiter = feed.watch(7, lambda: "READY" if state["ready"] else None, 60)
+    seen: list[int] = []
+    t = threading.Thread(target=lambda: seen.append(feed.wait_version(feed.version, 10)))
+    t.start()
+    time.sleep(0.05)
+    feed.publish({8})  # another run: not this waiter's news
+    t.join(5)
+    assert seen == [1] and not waiter.done
+    state["ready"] = True
+    feed.publish({7})
+    assert waiter.done
+    answers: list[object] = []
+    waiter.then(answers.append)
+    assert answers == ["READY"] and feed.waiting() == 0
