@@ -97,3 +97,13 @@ def test_a_running_viewer_is_taken_over_and_its_end_is_seen_at_once(daemon: Daem
     after = daemon.api.waitViewer("adopted", "CodeDX", "SHUTDOWN", 60)
     assert after["state_name"] in ("SHUTDOWN", "ERROR"), after
     assert sys.platform.startswith("linux")
+
+
+def test_a_hosted_starts_statuses_never_go_back(daemon: Daemon) -> None:
+    """The host agent reports the start inside the submit: the submit's own "Waiting for the viewer
+    machine" used to follow "Wrote viewer ip address" in the history (an older status put back)."""
+    daemon.api.launchViewer({"projectid": "order", "viewer": "CodeDX"})
+    assert daemon.api.waitViewer("order", "CodeDX", "READY", 60)["state_name"] == "READY"
+    history = [h["status"] for h in daemon.api.viewerHistory("order", "CodeDX")]
+    assert history == ["Launching viewer", "Starting viewer", "Starting viewer run script",
+                       "Wrote viewer ip address", "Viewer is up"], history

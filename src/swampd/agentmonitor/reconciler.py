@@ -314,7 +314,7 @@ class Reconciler:
             return
         # Past LAUNCHING with no job recorded: the job ran before a crash kept its record
         # (its node reported); submitting adopts it, so that a stop can find it.
-        for launch in self.store.launches(record.id):
+        for launch in self.store.launches(record.id) if record.epoch > 1 else ():
             if launch.epoch < record.epoch and self.world.may_be_alive(launch):
                 # One job per run: the new job starts only once the old one is
                 # gone (a scheduler's remove may return before the job has left).
@@ -330,7 +330,10 @@ class Reconciler:
             current = tx.get_run_by_id(item.run_id)
             if current is not None and current.epoch == item.epoch:
                 tx.set_job(current, job_ref, self.clock())
-                if current.state in lifecycle.submittable:
+                # A job started at once (the host agent's) may have reported its start already:
+                # "waiting for the machine" would then put an older status back.
+                if current.state in lifecycle.submittable and (current.state, current.status) == (record.state,
+                                                                                                  record.status):
                     tx.transition(current, current.state, lifecycle.submitted_status(current), "launchpad",
                                   f"submitted job {job_ref}")
             tx.complete(item.id)
