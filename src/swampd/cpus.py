@@ -4,11 +4,11 @@ The daemon is one Python process: its threads take turns holding the
 interpreter lock, and a thread that blocks for a moment (a registry commit,
 a file, a socket) hands the lock over.  With the threads spread over several
 CPUs, every hand-over wakes a thread on another CPU and the lock bounces
-between caches.  In a burst of 500 local viewer launches on 2 cores that cost
-a third of the daemon's CPU time: 4.3 s of CPU with the threads free to
-move, 2.8 s with all of them on one CPU (same work, same run length or less).
-The threads gain nothing from a second CPU, since only one of them runs
-Python at a time.
+between caches.  In a burst of 500 local viewer launches on 2 cores (median
+of 3 runs of each): 3.85 s of daemon CPU with the threads free to move, 2.38 s
+with all of them on one CPU, and every viewer READY after 4.03 s against
+2.57 s.  The threads gain little from a second CPU, since only one of them
+runs Python at a time.
 
 So ``swampd serve`` puts its threads on one CPU before it starts any
 (threads inherit it), and every job command is started from a thread that
