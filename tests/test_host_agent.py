@@ -107,3 +107,62 @@ def test_a_hosted_starts_statuses_never_go_back(daemon: Daemon) -> None:
     history = [h["status"] for h in daemon.api.viewerHistory("order", "CodeDX")]
     assert history == ["Launching viewer", "Starting viewer", "Starting viewer run script",
                        "Wrote viewer ip address", "Viewer is up"], history
+
+
+#: A viewer whose first starts find their port taken (as when another process on the host grabbed it
+#: between the daemon's choice and the bind): it says so and exits, ``fails`` times, then serves.
+PORT_TAKEN_VIEWER = textwrap.dedent('''
+    import http.server, os, sys
+    port, counter, fails = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    starts = (int(open(counter).read()) if os.path.exists(counter) else 0) + 1
+    open(counter, "w").write(str(starts))
+    if starts <= fails:
+        print(f"httpd: bind: Address already in use (port {port})", file=sys.stderr)
+        sys.exit(1)
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler).serve_forever()
+''')
+
+
+def port_taken_daemon(make_daemon: Callable[..., Daemon], tmp_path: Path, fails: int,
+                      message: bool = True) -> tuple[Daemon, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    script, counter = tmp_path / "port_taken.py", tmp_path / "starts"
+    text = PORT_TAKEN_VIEWER if message else PORT_TAKEN_VIEWER.replace("Address already in use", "no licence")
+    script.write_text(text)
+    daemon = make_daemon(viewers={"CodeDX": {"command": ["{python}", str(script), "{port}", str(counter),
+                                                         str(fails)]}})
+    return daemon, counter
+
+
+def test_a_command_whose_port_was_taken_is_started_again_on_another(
+        make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon, counter = port_taken_daemon(make_daemon, tmp_path, fails=2)
+    daemon.api.launchViewer({"projectid": "taken", "viewer": "CodeDX"})
+    ready = daemon.api.waitViewer("taken", "CodeDX", "READY", 60)
+    assert ready["state_name"] == "READY", ready
+    assert counter.read_text() == "3"
+    taken = [line for line in daemon.log().splitlines() if "was taken before the command bound it" in line]
+    assert len(taken) == 2
+    assert ready["vmip"].endswith(":" + taken[-1].split("started again on port ")[1].split()[0])
+    (pid,) = daemon._job_tree()
+    # The spawn record names the running command: a restarted daemon adopts it, and a stop ends it.
+    daemon.kill9()
+    daemon.start()
+    assert daemon.api.getViewer("taken", "CodeDX")["state_name"] == "READY"
+    assert daemon._job_tree() == [pid]
+    daemon.api.stopViewer("taken", "CodeDX")
+    assert daemon.api.waitViewer("taken", "CodeDX", "TERMINATED", 60)["state_name"] == "TERMINATED"
+    wait_for(lambda: not daemon._job_tree(), 20, what="the command to be gone")
+
+
+def test_a_port_taken_again_and_again_ends_in_error_and_other_failures_are_not_retried(
+        make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    daemon, counter = port_taken_daemon(make_daemon, tmp_path / "always", fails=99)
+    daemon.api.launchViewer({"projectid": "always", "viewer": "CodeDX"})
+    ended = daemon.api.waitViewer("always", "CodeDX", "READY", 60)
+    assert ended["state_name"] == "ERROR" and "before it answered" in ended["status"]
+    assert counter.read_text() == "4"  # the start and three more
+    other, counter = port_taken_daemon(make_daemon, tmp_path / "other", fails=99, message=False)
+    other.api.launchViewer({"projectid": "other", "viewer": "CodeDX"})
+    assert other.api.waitViewer("other", "CodeDX", "READY", 60)["state_name"] == "ERROR"
+    assert counter.read_text() == "1"

@@ -9,7 +9,9 @@ side, so that the execute node never imports the daemon's scheduler code.
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 #: The report token of the launch (0600); its name is passed to vruntask, never the token.
@@ -38,6 +40,18 @@ def write_exit_status(job_dir: Path, code: int) -> None:
     tmp = Path(job_dir) / (EXIT_FILE + ".tmp")
     tmp.write_text(f"{code}\n", encoding="utf-8")
     os.replace(tmp, Path(job_dir) / EXIT_FILE)
+
+
+def write_spawn_record(job_dir: Path, pid: int, hosted: bool = False) -> None:
+    """Record, atomically, the process (and its group) that runs the job: who is removed, who is adopted.
+    ``hosted``: the daemon's host agent started it (no ``vruntask`` of its own)."""
+    record: dict[str, object] = {"pid": pid, "pgid": pid}
+    if hosted:
+        record["host"] = True
+    record["at"] = time.time()
+    tmp = Path(job_dir) / (SPAWNED_FILE + ".tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(tmp, Path(job_dir) / SPAWNED_FILE)
 
 
 def read_exit_status(job_dir: Path) -> int | None:

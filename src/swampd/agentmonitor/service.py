@@ -232,7 +232,12 @@ class ViewerService:
             if rep.event not in EVENTS:
                 return None  # SWAMP ignores lines it does not know (who output, service noise)
             if tx.reported_before(record, rep.event):
-                return None  # sent again (after a restart): it must not put an older status back
+                # Sent again (after a restart): it must not put an older status back.  A new address
+                # is still news (a local command started again on another port).
+                if rep.vmip and rep.vmip != record.vmip and record.viewer_state is ViewerState.LAUNCHING:
+                    record.vmip = rep.vmip
+                    tx.put_run(record)
+                return None
             reported, text = EVENTS[rep.event]
             source = f"event {rep.event}"
         else:

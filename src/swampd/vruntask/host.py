@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from swampd import cpus, runas
 from swampd.failpoints import failpoint
-from swampd.jobdir import write_exit_status
+from swampd.jobdir import write_exit_status, write_spawn_record
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
 from swampd.vruntask.job import Job, ReportTarget, load_job
 from swampd.vruntask.payloads import payload_for
@@ -61,6 +61,10 @@ Dispatch = Callable[[str, dict[str, Any]], object]
 DispatchAll = Callable[[str, list[dict[str, Any]]], object]
 #: Written once a hosted job's outputs were collected (after a restart: never collect twice).
 COLLECTED_FILE = "collected"
+#: A command that says its port is taken within this many seconds of its start is started again on
+#: another port, at most this many times.
+PORT_LOST_WITHIN = 30.0
+PORT_RESTARTS = 3
 
 
 class InProcessReporter:
@@ -108,11 +112,17 @@ class HostedJob:
     pid: int = 0
     #: The port the command was given (0: none); back to the agent's pool once the job is over.
     port: int = 0
+    #: Times the command was started again because its port was taken before it bound it.
+    port_restarts: int = 0
     proc: subprocess.Popen[bytes] | None = None
     #: Reports are made one at a time, so the end never overtakes "up".
     report_lock: threading.Lock = field(default_factory=threading.Lock)
     up: bool = False
+    #: When the command was started (monotonic).
+    started_at: float = 0.0
     stopping: bool = False
+    #: A stop was asked for (also of a command that had just ended): never start it again.
+    stop_requested: bool = False
     fenced: bool = False
     exited: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
@@ -183,19 +193,12 @@ class HostAgent:
         address = f"127.0.0.1:{port}"
         sandbox.write_address(address)
         sandbox.record_events(("RUNSHSTART", "Starting viewer run script"), ("WROTEIPADDR", "Wrote viewer ip address"))
-        env, as_user = self._environment, dict[str, Any]()
-        if self.user is not None:
-            as_user = runas.popen_kwargs(self.user)
         try:
-            with open(sandbox.out_dir / "viewer.log", "ab") as out, cpus.for_a_child():
-                hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=subprocess.DEVNULL, stdout=out,
-                                               stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,),
-                                               start_new_session=True, **as_user)
+            self._spawn(hosted, argv)
         except OSError as exc:
             reason = f"cannot start the viewer command: {exc.strerror or exc}"
             self._fail_to_start(hosted, reason)
             raise StartFailed(reason) from None
-        hosted.pid = hosted.proc.pid
         log.debug("%s: command started as pid %d on port %d", job_dir.name, hosted.pid, port)
         # The command already runs; what it did so far is reported before anything can say "up"
         # (a pidfd of a command that ended meanwhile still reports its end).
@@ -204,6 +207,17 @@ class HostAgent:
                      {"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
         self._track(hosted, child=True, port=port)
         return hosted.pid
+
+    def _spawn(self, hosted: HostedJob, argv: list[str]) -> None:
+        """Start the command in a session of its own, holding the job's lock; OSError if it cannot."""
+        sandbox = hosted.staging.sandbox
+        as_user = runas.popen_kwargs(self.user) if self.user is not None else {}
+        with open(sandbox.out_dir / "viewer.log", "ab") as out, cpus.for_a_child():
+            hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT, env=self._environment,
+                                           pass_fds=(hosted.lock_fd,), start_new_session=True, **as_user)
+        hosted.pid = hosted.proc.pid
+        hosted.started_at = time.monotonic()
 
     def _share_inputs(self, hosted: HostedJob) -> None:
         """What the payload staged for the command to read (in/, run-params.sh): readable by the job's
@@ -271,6 +285,8 @@ class HostAgent:
         """End the run as the runner does: its failure or its end, the outputs, the exit status."""
         try:
             _kill_group(hosted.pid, signal.SIGKILL)  # whatever the command left behind goes with it
+            if self._lost_its_port(hosted, code) and self._start_again(hosted):
+                return
             payload, sandbox = hosted.payload, hosted.staging.sandbox
             if not hosted.up and not hosted.stopping:
                 shown = "an unknown status" if code is None else f"status {code}"
@@ -292,12 +308,71 @@ class HostAgent:
                 write_exit_status(hosted.job.job_dir, status)
         except Exception:
             log.exception("%s: finishing the job failed", hosted.launch_id)
-        finally:
-            with self._lock:
-                self._jobs.pop(hosted.launch_id, None)
-            self._ports.release(hosted.port)
-            os.close(hosted.lock_fd)  # now the job is over for whoever looks at its lock
-            hosted.ended.set()
+        with self._lock:
+            self._jobs.pop(hosted.launch_id, None)
+        self._ports.release(hosted.port)
+        os.close(hosted.lock_fd)  # now the job is over for whoever looks at its lock
+        hosted.ended.set()
+
+    def _lost_its_port(self, hosted: HostedJob, code: int | None) -> bool:
+        """Whether the command died at once because its port was taken meanwhile.
+
+        A port is free when it is given, and the command binds it a moment
+        later; another process on the host may take it in between (seen with
+        a busy HTCondor pool on the same host, whose daemons bind ports from
+        the whole range: about one viewer in 2,000 of a burst).  Then the
+        command says "Address already in use" and exits; nothing is wrong with
+        the viewer, and it deserves another port.
+        """
+        if (hosted.up or hosted.stopping or hosted.fenced or code in (None, 0) or not hosted.port
+                or hosted.port_restarts >= PORT_RESTARTS
+                or time.monotonic() - hosted.started_at > PORT_LOST_WITHIN
+                or hosted.payload.probe_request(hosted.port) is None):  # serves nothing: needs no port
+            return False
+        try:
+            with open(hosted.staging.sandbox.out_dir / "viewer.log", "rb") as out:
+                out.seek(max(0, os.fstat(out.fileno()).st_size - 4096))
+                tail = out.read()
+        except OSError:
+            return False
+        return b"Address already in use" in tail
+
+    def _start_again(self, hosted: HostedJob) -> bool:
+        """Start the command again on a new port, as ``start`` did; False when it cannot be."""
+        sandbox = hosted.staging.sandbox
+        lost = hosted.port
+        try:
+            port = self._ports.take()
+        except OSError:
+            return False
+        try:
+            argv = hosted.payload.local_command(sandbox, port)
+            address = f"127.0.0.1:{port}"
+            sandbox.write_address(address)
+            sandbox.record_events(("WROTEIPADDR", "Wrote viewer ip address"))
+            with hosted.report_lock:  # a stop asked for meanwhile: it must not start again
+                if hosted.stop_requested:
+                    raise OSError("a stop was asked for meanwhile")
+                hosted.exited.clear()
+                self._spawn(hosted, argv)
+        except (PrepareError, OSError) as exc:
+            self._ports.release(port)
+            hosted.exited.set()
+            log.warning("%s: cannot start the command again: %s", hosted.launch_id, exc)
+            return False
+        self._ports.release(lost)
+        hosted.port = port
+        hosted.port_restarts += 1
+        try:
+            write_spawn_record(hosted.job.job_dir, hosted.pid, hosted=True)  # who is adopted, who is removed
+        except OSError as exc:  # the command runs: it is watched and stopped as any other
+            log.error("%s: cannot record the new pid %d: %s", hosted.launch_id, hosted.pid, exc)
+        log.warning("%s: port %d was taken before the command bound it; started again on port %d (pid %d)",
+                    hosted.launch_id, lost, port, hosted.pid)
+        # The address is news even though the event is not (the registry keeps the new one).
+        self._report(hosted, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
+        self._track(hosted, child=True, port=port)
+        return True
 
     def _report(self, hosted: HostedJob, *reports: dict[str, Any]) -> None:
         """Reports, delivered in order (several: together); a refused one means the launch is
@@ -324,6 +399,8 @@ class HostAgent:
             hosted = self._jobs.get(launch_id)
         if hosted is None:
             return False
+        with hosted.report_lock:  # from now on the command is never started again (``_start_again``)
+            hosted.stop_requested = True
         if not hosted.exited.is_set():
             if not hosted.stopping:
                 hosted.stopping = True

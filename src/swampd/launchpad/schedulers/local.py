@@ -43,6 +43,7 @@ from swampd.jobdir import (
     SPAWNED_FILE,
     TOKEN_FILE,
     read_exit_status,
+    write_spawn_record,
 )
 from swampd.vruntask.host import HostAgent, StartFailed
 from swampd.vruntask.job import JobError
@@ -120,7 +121,7 @@ class LocalScheduler:
         except JobError as exc:  # the descriptor is still ours: the caller closes it
             raise SchedulerError(f"the job's files are unusable: {exc}") from None
         failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
-        _write_json(spec.job_dir / SPAWNED_FILE, {"pid": pid, "pgid": pid, "host": True, "at": time.time()})
+        write_spawn_record(spec.job_dir, pid, hosted=True)
         return pid
 
     def _start_vruntask(self, spec: JobDescription, fd: int) -> int:
@@ -137,7 +138,7 @@ class LocalScheduler:
         failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
         with self._children_lock:
             self._children[spec.launch_id] = proc
-        _write_json(spec.job_dir / SPAWNED_FILE, {"pid": proc.pid, "pgid": proc.pid, "at": time.time()})
+        write_spawn_record(spec.job_dir, proc.pid)
         return proc.pid
 
     # -- after a restart -------------------------------------------------------
@@ -161,8 +162,7 @@ class LocalScheduler:
                     groups = _job_groups(job_dir)
                     if groups:
                         if not (job_dir / SPAWNED_FILE).exists():  # killed before it was written
-                            _write_json(job_dir / SPAWNED_FILE, {"pid": min(groups), "pgid": min(groups),
-                                                                 "host": True, "at": time.time()})
+                            write_spawn_record(job_dir, min(groups), hosted=True)
                         self.host.adopt(job_dir, bog, TOKEN_FILE, min(groups), fd)
                         continue
                     os.close(fd)
@@ -290,12 +290,6 @@ class LocalScheduler:
         job_dir = self.jobs_root / launch_id
         if job_dir.exists() and not self._alive(job_dir):
             shutil.rmtree(job_dir, ignore_errors=True)
-
-
-def _write_json(path: Path, value: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _hosted_bog(job_dir: Path) -> str | None:
