@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from swampd.wakeup import Wakeup
+
 log = logging.getLogger(__name__)
 
 #: Seconds between the first probes, how much each wait grows, and the longest wait.
@@ -74,10 +76,8 @@ class Prober:
         self._seq = itertools.count()
         self._closed = False
         self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._wakeup = Wakeup()
+        self._selector.register(self._wakeup.reader, selectors.EVENT_READ, None)
         self._inflight: dict[str, _Probe] = {}
         self._thread = threading.Thread(target=self._run, name="host-probes", daemon=True)
         self._thread.start()
@@ -89,7 +89,7 @@ class Prober:
         with self._lock:
             self._targets[key] = _Target(port, request, judge, on_up, deadline)
             heapq.heappush(self._due, (time.monotonic(), next(self._seq), key))
-        self._wake()
+        self._wakeup.wake()
 
     def cancel(self, key: str) -> None:
         with self._lock:
@@ -97,24 +97,18 @@ class Prober:
 
     def close(self) -> None:
         self._closed = True
-        self._wake()
+        self._wakeup.wake()
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._targets)
-
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is pending already (or we are closing)
 
     # -- the thread -------------------------------------------------------------
     def _run(self) -> None:
         while not self._closed:
             for key, mask in self._selector.select(self._timeout()):
                 if key.data is None:
-                    self._drain_wake()
+                    self._wakeup.drain()
                 else:
                     self._advance(key.data, mask)
             now = time.monotonic()
@@ -130,13 +124,6 @@ class Prober:
             oldest = min(p.started for p in self._inflight.values()) + PROBE_TIMEOUT
             next_due = oldest if next_due is None else min(next_due, oldest)
         return None if next_due is None else max(0.0, next_due - time.monotonic())
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
 
     def _start_due(self, now: float) -> None:
         while True:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import selectors
-import socket
 import threading
 from typing import Callable
+
+from swampd.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,8 @@ class ExitWatcher:
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._wakeup = Wakeup()
+        self._selector.register(self._wakeup.reader, selectors.EVENT_READ, None)
         self._lock = threading.Lock()
         self._pending: list[tuple[int, int, bool, Callable[[int | None], None]]] = []
         self._closed = False
@@ -45,15 +45,12 @@ class ExitWatcher:
             return False
         with self._lock:
             self._pending.append((pidfd, pid, child, on_exit))
-        self._wake_w.send(b"\0")
+        self._wakeup.wake()
         return True
 
     def close(self) -> None:
         self._closed = True
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:
-            pass
+        self._wakeup.wake()
 
     def _run(self) -> None:
         while not self._closed:
@@ -77,11 +74,7 @@ class ExitWatcher:
                     log.exception("handling the end of pid %d failed", pid)
 
     def _take_pending(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        self._wakeup.drain()
         with self._lock:
             pending, self._pending = self._pending, []
         for pidfd, pid, child, on_exit in pending:

@@ -29,6 +29,7 @@ from swampd.agentmonitor.transport.httpwire import HttpError
 from swampd.agentmonitor.transport.limits import Limits
 from swampd.agentmonitor.transport.memory import release_memory
 from swampd.agentmonitor.transport.xmlrpcwire import dumps_fault
+from swampd.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,7 @@ class EventLoop:
         #: Connections with input already buffered (pipelined requests, a body granted its slot):
         #: served from the loop itself, never by recursion.
         self._kicked: collections.deque[Connection] = collections.deque()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._wakeup = Wakeup()
         self._woken = False
         self._stop = False
         self._stopped = threading.Event()
@@ -120,10 +119,7 @@ class EventLoop:
     def _wake(self) -> None:
         if not self._woken:
             self._woken = True
-            try:
-                self._wake_w.send(b"\0")
-            except (BlockingIOError, OSError):
-                pass
+            self._wakeup.wake()
 
     @property
     def connections(self) -> int:
@@ -133,7 +129,7 @@ class EventLoop:
     def run(self) -> None:
         """Serve until ``stop``; then close every client connection."""
         try:
-            self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+            self._selector.register(self._wakeup.reader, selectors.EVENT_READ, None)
             self._listen(True)
             next_sweep = time.monotonic() + TICK
             while not self._stop:
@@ -158,8 +154,7 @@ class EventLoop:
                 self._close(conn)
             self._listen(False)
             self._selector.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._wakeup.close()
             self._stopped.set()
 
     def _listen(self, on: bool) -> None:
@@ -176,11 +171,7 @@ class EventLoop:
         # Read the wake bytes first, then clear the flag: a worker that finds the flag
         # still set has appended its answer before this, and _drain_completions (which
         # always follows) sends it; one that finds it clear writes a byte of its own.
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        self._wakeup.drain()
         self._woken = False
 
     def _drain_completions(self) -> None:
