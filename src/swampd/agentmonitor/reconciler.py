@@ -175,7 +175,7 @@ class Reconciler:
             if run_id is None:
                 return
             try:
-                with runlog.about(self.store.get_run_by_id(run_id)):
+                with runlog.about(self.store.run_label(run_id)):
                     try:
                         self.process(run_id)
                     except Exception:

@@ -22,7 +22,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 from swampd import metrics
 from swampd.identifiers import execrunid as viewer_execrunid
@@ -58,6 +58,12 @@ def _chunks(values: list[Any], size: int = 500) -> Iterator[list[Any]]:
         yield values[start:start + size]
 
 
+class RunLabel(NamedTuple):
+    key: str
+    epoch: int
+    launch_id: str
+
+
 class _Reader:
     """Queries shared by transactions and the store's plain reads."""
 
@@ -68,17 +74,18 @@ class _Reader:
         found: list[RunRecord] = []
         for kind in (kinds if kinds is not None else RECORD_KINDS):
             cls = record_class(kind)
-            detail = cls.detail_columns()
-            cols = _RUN_SELECT + "".join(f", d.{c}" for c in detail)
-            sql = (f"SELECT r.id, {cols} FROM runs r JOIN {cls.DETAIL_TABLE} d ON d.run_id = r.id"
-                   f" WHERE r.kind = ?{' AND ' + where if where else ''} ORDER BY {order}")
-            for row in self._conn.execute(sql, (kind, *params)):
+            for row in self._conn.execute(_select(cls, where, order), (kind, *params)):
                 found.append(_record_from_row(cls, row))
         return found
 
     def get_run(self, kind: str, key: str) -> RunRecord | None:
         found = self._records("r.key = ?", (key,), kinds=(kind,))
         return found[0] if found else None
+
+    def run_label(self, run_id: int) -> RunLabel | None:
+        """What a log line says of a run (its key, epoch and launch), without reading its record."""
+        row = self._conn.execute("SELECT key, epoch, launch_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return RunLabel(*row) if row is not None else None
 
     def get_run_by_id(self, run_id: int) -> RunRecord | None:
         kind = self.kind_of(run_id)
@@ -306,6 +313,14 @@ class Transaction(_Reader):
             self._conn.execute(f"UPDATE uploads SET {sets} WHERE result_id = ?", (*fields.values(), result_id))
         if fields.get("state") == "done":
             self._conn.execute("UPDATE results SET uploaded_at = ? WHERE id = ?", (self._clock(), result_id))
+
+
+@functools.lru_cache(maxsize=256)
+def _select(cls: type[RunRecord], where: str, order: str) -> str:
+    """The query of ``_records`` for one kind (made once: a launch reads its record a dozen times)."""
+    cols = _RUN_SELECT + "".join(f", d.{c}" for c in cls.detail_columns())
+    return (f"SELECT r.id, {cols} FROM runs r JOIN {cls.DETAIL_TABLE} d ON d.run_id = r.id"
+            f" WHERE r.kind = ?{' AND ' + where if where else ''} ORDER BY {order}")
 
 
 def _record_from_row(cls: type[RunRecord], row: Any) -> RunRecord:
