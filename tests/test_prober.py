@@ -163,3 +163,48 @@ def test_hundreds_of_programs_at_once_are_all_seen_up(prober: Prober) -> None:
     finally:
         for server in servers:
             server.close()
+
+
+def test_probes_out_at_once_are_capped_and_the_rest_wait_their_turn(prober: Prober) -> None:
+    from swampd.vruntask import prober as module
+
+    silent = [Server(reply=None) for _ in range(100)]  # each holds its probe for the whole timeout
+    quick = Server()
+    seen, _, on_up = up_recorder()
+    try:
+        for i, server in enumerate(silent):
+            add_http(prober, f"s{i}", server.port, on_up(f"s{i}"))
+        add_http(prober, "quick", quick.port, on_up("quick"))
+        most = 0
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            most = max(most, len(prober._inflight))
+            time.sleep(0.005)
+        assert 0 < most <= module.MAX_IN_FLIGHT
+        assert wait_until(lambda: "quick" in seen, timeout=15)  # its turn came
+    finally:
+        for server in (*silent, quick):
+            server.close()
+
+
+def test_running_out_of_descriptors_delays_a_probe_and_stops_nothing(
+        prober: Prober, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swampd.vruntask import prober as module
+
+    server = Server()  # before the patch: it patches the socket module itself
+    real, refused = socket.socket, []
+
+    def no_descriptors(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(refused) < 3:
+            refused.append(1)
+            raise OSError(24, "Too many open files")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module.socket, "socket", no_descriptors)
+    seen, _, on_up = up_recorder()
+    try:
+        add_http(prober, "x", server.port, on_up("x"))
+        assert wait_until(lambda: "x" in seen)
+        assert len(refused) == 3
+    finally:
+        server.close()

@@ -40,6 +40,8 @@ LONGEST_PROBE_GAP = 0.25
 PROBE_TIMEOUT = 2.0
 #: Bytes of an answer read at most: its first line is all that is judged.
 HEAD_BYTES = 256
+#: Probes out at once at most (each holds a descriptor); the others wait their turn.
+MAX_IN_FLIGHT = 64
 
 
 @dataclass
@@ -119,14 +121,14 @@ class Prober:
 
     def _timeout(self) -> float | None:
         with self._lock:
-            next_due = self._due[0][0] if self._due else None
+            next_due = self._due[0][0] if self._due and len(self._inflight) < MAX_IN_FLIGHT else None
         if self._inflight:
             oldest = min(p.started for p in self._inflight.values()) + PROBE_TIMEOUT
             next_due = oldest if next_due is None else min(next_due, oldest)
         return None if next_due is None else max(0.0, next_due - time.monotonic())
 
     def _start_due(self, now: float) -> None:
-        while True:
+        while len(self._inflight) < MAX_IN_FLIGHT:
             with self._lock:
                 if not self._due or self._due[0][0] > now:
                     return
@@ -140,7 +142,12 @@ class Prober:
                 self._start(key, target, now)
 
     def _start(self, key: str, target: _Target, now: float) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors: ask again later, keep probing the others
+            log.warning("cannot probe %s now: %s", key, exc)
+            self._judged(key, target, False)
+            return
         sock.setblocking(False)
         err = sock.connect_ex((self.host, target.port))
         if err not in (0, errno.EINPROGRESS):
@@ -169,6 +176,9 @@ class Prober:
                     return  # the first line is not complete yet
                 self._finish(probe, probe.target.judge(probe.head))
         except OSError:
+            self._finish(probe, False)
+        except Exception:  # a judge that fails: this probe says "not yet", the thread goes on
+            log.exception("probing %s failed", probe.key)
             self._finish(probe, False)
 
     def _expire(self, now: float) -> None:
