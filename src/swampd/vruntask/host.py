@@ -318,9 +318,10 @@ class HostAgent:
         """Whether the command died at once because its port was taken meanwhile.
 
         A port is free when it is given, and the command binds it a moment
-        later; another process on the host may take it in between (seen with
-        a busy HTCondor pool on the same host, whose daemons bind ports from
-        the whole range: about one viewer in 2,000 of a burst).  Then the
+        later; another process on the host may take it in between (seen while
+        an HTCondor pool's tests ran on the same host, whose kernel hands out
+        ports from the whole range 1024-65535: two viewers in twelve bursts of
+        500).  Then the
         command says "Address already in use" and exits; nothing is wrong with
         the viewer, and it deserves another port.
         """
