@@ -71,7 +71,7 @@ class InProcessReporter:
     """A ``Reporter`` whose calls go through the daemon's dispatcher instead of a connection."""
 
     def __init__(self, target: ReportTarget, status_method: str, dispatch: Dispatch,
-                 dispatch_all: DispatchAll | None = None) -> None:
+                 dispatch_all: DispatchAll) -> None:
         self.execrunid = target.execrunid
         self.epoch = target.epoch
         self.status_method = status_method
@@ -84,12 +84,9 @@ class InProcessReporter:
 
     def send_all(self, reports: list[dict[str, Any]], give_up: Callable[[], bool] = lambda: False) -> bool:
         """Several reports of one instant, in order, delivered together (one registry transaction)."""
-        if self._dispatch_all is None:
-            return all(self.send(give_up, **fields) for fields in reports)
         bodies = [self._body(fields) for fields in reports]
         what = "reports " + ", ".join(str(f.get("event") or f.get("state")) for f in reports)
-        dispatch_all = self._dispatch_all
-        return deliver(lambda: dispatch_all(self.status_method, bodies), what, give_up)
+        return deliver(lambda: self._dispatch_all(self.status_method, bodies), what, give_up)
 
     def call(self, method: str, fields: dict[str, Any], what: str,
              give_up: Callable[[], bool] = lambda: False) -> bool:
@@ -141,7 +138,7 @@ class HostAgent:
         """``user``: whom the commands run as (``[scheduler] run_as``); None: the daemon's own user."""
         #: Set by the daemon's wiring before any job starts.
         self.dispatch: Dispatch | None = None
-        #: Reports of one instant, together; None: one ``dispatch`` each.
+        #: Reports of one instant, together (set by the daemon's wiring, as ``dispatch``).
         self.dispatch_all: DispatchAll | None = None
         self.stop_grace = stop_grace
         self.user = user
@@ -230,8 +227,7 @@ class HostAgent:
 
     def _host(self, job: Job, lock_fd: int) -> HostedJob:
         payload = payload_for(job)
-        reporter = InProcessReporter(job.target, payload.status_method, self._dispatch,
-                                     self.dispatch_all and self._dispatch_all)
+        reporter = InProcessReporter(job.target, payload.status_method, self._dispatch, self._dispatch_all)
         return HostedJob(job, payload, staging_for(job), reporter, lock_fd)
 
     def _dispatch(self, method: str, body: dict[str, Any]) -> object:
@@ -321,9 +317,8 @@ class HostAgent:
         later; another process on the host may take it in between (seen while
         an HTCondor pool's tests ran on the same host, whose kernel hands out
         ports from the whole range 1024-65535: two viewers in twelve bursts of
-        500).  Then the
-        command says "Address already in use" and exits; nothing is wrong with
-        the viewer, and it deserves another port.
+        500).  Then the command says "Address already in use" and exits;
+        nothing is wrong with the viewer, and it deserves another port.
         """
         if (hosted.up or hosted.stopping or hosted.fenced or code in (None, 0) or not hosted.port
                 or hosted.port_restarts >= PORT_RESTARTS
