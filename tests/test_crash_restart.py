@@ -28,8 +28,6 @@ def ready(daemon):
     "launch.after_commit",   # claim committed, caller not yet answered
     "submit.before",         # intent recorded, job not started
     "local.before_spawn",    # job dir written, lock taken, no process yet
-    "host.start_unreported", # command running, its start and address written, not reported
-    "host.up_unreported",    # the command answers, VIEWERUP written to its events, not reported
     "local.after_spawn",     # job running, daemon has not recorded it
     "submit.after",          # job running and adopted, record not updated
 ])
@@ -48,6 +46,31 @@ def test_kill9_during_launch_then_restart_gives_one_viewer(make_daemon, failpoin
     # A second launch request after recovery joins the same viewer.
     again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
     assert again["launched"] is False and again["epoch"] == 1
+
+
+@pytest.mark.parametrize("failpoint", [
+    "host.start_unreported", # command running, its start and address written, not reported
+    "host.up_unreported",    # the command answers, VIEWERUP written to its events, not reported
+])
+def test_kill9_of_the_host_agent_during_launch_gives_one_viewer(make_daemon, failpoint):
+    """The host agent (its own process) dies at a step of a launch: the daemon lives on, starts
+    another agent, which adopts the command and reports what the first did not."""
+    daemon = make_daemon(start=False)
+    daemon.start(extra_env={"SWAMPD_FAILPOINTS": failpoint})
+    daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    record = wait_for(lambda: ready(daemon), 60, what="READY with a new host agent")
+    assert daemon.proc.poll() is None
+    assert "exited with status -9; starting another" in daemon.log()
+    assert record["epoch"] == 1
+    assert urllib.request.urlopen(record["url"], timeout=10).status == 200
+    assert len(daemon.viewer_pids()) == 1
+    assert len(list(daemon.jobs_dir().iterdir())) == 1
+    again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    assert again["launched"] is False and again["epoch"] == 1
+    # The new agent manages it: a stop reaches it and ends it.
+    daemon.api.stopViewer(*KEY)
+    wait_for(lambda: daemon.api.getViewer(*KEY)["state"] == -7, 30, what="TERMINATED")
+    wait_for(lambda: not daemon.viewer_pids(), 30, what="viewer process gone")
 
 
 def test_kill9_while_ready_keeps_viewer_and_url(daemon):

@@ -33,9 +33,10 @@ _one: frozenset[int] | None = None
 _lock = threading.Lock()
 
 
-def pin_to_one_cpu() -> int | None:
-    """Put the calling thread (and every thread it starts later) on one of its CPUs; the CPU, or
-    None when there is nothing to gain (one CPU) or the system does not allow it."""
+def pin_to_one_cpu(last: bool = True) -> int | None:
+    """Put the calling thread (and every thread it starts later) on one of its CPUs, the last one
+    (the daemon's) or the first (its host agent's); the CPU, or None when there is nothing to gain
+    (one CPU) or the system does not allow it."""
     global _everything, _one
     try:
         allowed = frozenset(os.sched_getaffinity(0))
@@ -43,7 +44,8 @@ def pin_to_one_cpu() -> int | None:
         return None
     if len(allowed) < 2:
         return None
-    cpu = max(allowed)  # the first CPU is the one most often busy with interrupts
+    # The first CPU is the one most often busy with interrupts: the daemon takes the last.
+    cpu = max(allowed) if last else min(allowed)
     try:
         os.sched_setaffinity(0, {cpu})
     except OSError as exc:

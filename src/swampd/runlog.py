@@ -107,6 +107,8 @@ class JsonFormatter(logging.Formatter):
 def configure(program: str, log_format: str = "text", level: int = logging.INFO,
               stream: TextIO | None = None) -> None:
     """Send every log line of this process to ``stream`` (stderr) in ``log_format``."""
+    global _settings
+    _settings = (log_format, level)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RunFilter())
     handler.setFormatter(JsonFormatter(program) if log_format == "json" else TextFormatter(program))
@@ -115,6 +117,15 @@ def configure(program: str, log_format: str = "text", level: int = logging.INFO,
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+#: What ``configure`` was last given: (format, level); a helper process logs the same way.
+_settings: tuple[str, int] = ("text", logging.INFO)
+
+
+def settings() -> tuple[str, int]:
+    """The format and level this process logs with (for a process it starts to log alike)."""
+    return _settings
 
 
 def wanted_format(cli_json: bool, configured: str = "") -> str:

@@ -28,8 +28,8 @@ from swampd.effects import change_effects as effects_on_change
 from swampd.launchpad.jobs import Scheduler
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
-from swampd import cpus, runas
-from swampd.vruntask.host import HostAgent
+from swampd import cpus, runas, runlog
+from swampd.vruntask.hostprocess import HostProcess
 from swampd.lifecycle import LIFECYCLES, groups
 from swampd.sdnotify import Notifier, watchdog_interval
 from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_dir, write_private
@@ -150,8 +150,11 @@ def make_scheduler(config: Config, jobs_root: Path, store: Store | None = None) 
         except runas.RunAsError as exc:
             raise StartupError(str(exc)) from None
         runas.prepare_jobs_root(jobs_root, user)
-        # Process jobs are supervised by a host agent inside this process (issue 10).
-        return LocalScheduler(jobs_root, sched.stop_grace, host=HostAgent(sched.stop_grace, user))
+        # Process jobs are supervised by one host agent, in a process of its own (issue 10).
+        log_format, level = runlog.settings()
+        host = HostProcess(sched.stop_grace, sched.run_as, sched.run_as_group, sched.allow_root_jobs,
+                           one_cpu=config.agentmonitor.one_cpu, log_format=log_format, debug=level <= logging.DEBUG)
+        return LocalScheduler(jobs_root, sched.stop_grace, host=host)
     if config.scheduler.kind == "htcondor":
         return make_htcondor_scheduler(config, jobs_root, store)
     raise StartupError(f"scheduler.kind = {config.scheduler.kind!r} is not available in this build")
@@ -249,6 +252,7 @@ class Daemon:
         self.state_dir = Path(am.state_dir)
         self.lock = StateDirLock(self.state_dir)
         self.lock.acquire()
+        scheduler: Scheduler | None = None
         try:
             token = read_token(am.token_file)
             try:
@@ -306,6 +310,8 @@ class Daemon:
                 self.reconciler.alive_interval = interval
                 self.reconciler.on_alive = self.notifier.watchdog
         except BaseException:
+            if scheduler is not None:
+                scheduler.close()  # a host agent process started for it leaves too
             self.lock.release()
             raise
         self._stopped = threading.Event()

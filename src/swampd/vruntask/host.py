@@ -36,7 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from swampd import cpus, runas
 from swampd.failpoints import failpoint
@@ -54,6 +54,7 @@ from swampd.vruntask.prober import Prober
 from swampd.vruntask.watchers import ExitWatcher
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: ``dispatch(method, struct)``: an ``agentMonitor.<method>`` call inside the daemon.
 Dispatch = Callable[[str, dict[str, Any]], object]
@@ -170,9 +171,10 @@ class HostAgent:
 
     # -- start -----------------------------------------------------------------
     def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> int:
-        """Stage the job and start its command holding ``lock_fd`` (the agent keeps that descriptor);
-        returns the command's pid.  StartFailed when it could not start (the run was told why)."""
-        hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
+        """Stage the job and start its command holding ``lock_fd``; returns the command's pid.
+        StartFailed when it could not start (the run was told why).  The descriptor is the agent's
+        from this call on, whatever happens (closed here when the job's files are unusable)."""
+        hosted = self._host(_owning(lock_fd, lambda: load_job(job_dir, bog_file, token_file)), lock_fd)
         try:
             if self.user is not None:  # in/ the daemon's and readable by the job, out/ the job's own
                 runas.prepare_job_dir(job_dir, self.user)
@@ -181,15 +183,16 @@ class HostAgent:
                 self._share_inputs(hosted)
             port = hosted.port = self._ports.take()
             argv = hosted.payload.local_command(hosted.staging.sandbox, port)
+            sandbox = hosted.staging.sandbox
+            # The address is known before the start: recorded first, a crash at any point after the
+            # start leaves it for the next daemon's agent to report again (``adopt``).
+            address = f"127.0.0.1:{port}"
+            sandbox.write_address(address)
+            sandbox.record_events(("RUNSHSTART", "Starting viewer run script"),
+                                  ("WROTEIPADDR", "Wrote viewer ip address"))
         except (PrepareError, OSError) as exc:
             self._fail_to_start(hosted, str(exc))
             raise StartFailed(str(exc)) from None
-        sandbox = hosted.staging.sandbox
-        # The address is known before the start: recorded first, a crash at any point after the
-        # start leaves it for the next daemon's agent to report again (``adopt``).
-        address = f"127.0.0.1:{port}"
-        sandbox.write_address(address)
-        sandbox.record_events(("RUNSHSTART", "Starting viewer run script"), ("WROTEIPADDR", "Wrote viewer ip address"))
         try:
             self._spawn(hosted, argv)
         except OSError as exc:
@@ -410,12 +413,16 @@ class HostAgent:
 
     # -- after a restart -------------------------------------------------------------
     def adopt(self, job_dir: Path, bog_file: str, token_file: str, pid: int, lock_fd: int) -> None:
-        """Watch a command a previous daemon started (it still holds its lock)."""
-        hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
+        """Watch a command a previous daemon started (it still holds its lock); the descriptor is the
+        agent's from this call on."""
+        if self.hosts(job_dir.name):  # handed over twice (a restart's recovery met a start): watched already
+            os.close(lock_fd)
+            return
+        hosted = self._host(_owning(lock_fd, lambda: load_job(job_dir, bog_file, token_file)), lock_fd)
         hosted.pid = pid
         sandbox = hosted.staging.sandbox
-        events = sandbox.events_file.read_text(encoding="utf-8", errors="replace").split()
-        addresses = sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split()
+        events = _owning(lock_fd, lambda: sandbox.events_file.read_text(encoding="utf-8", errors="replace").split())
+        addresses = _owning(lock_fd, lambda: sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split())
         address = addresses[-1] if addresses else ""
         hosted.up = hosted.payload.up_event in events
         log.info("%s: adopting the command of a previous daemon (pid %d)", job_dir.name, pid)
@@ -442,17 +449,27 @@ class HostAgent:
             self._report(hosted, *reports)
 
     def recover(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> None:
-        """A hosted job whose command ended while no daemon ran: collect what it left, once."""
-        if (job_dir / COLLECTED_FILE).exists():
+        """A hosted job whose command ended while no daemon ran: collect what it left, once (the
+        descriptor is the agent's from this call on)."""
+        if (job_dir / COLLECTED_FILE).exists() or self.hosts(job_dir.name):
             os.close(lock_fd)
             return
-        hosted = self._host(load_job(job_dir, bog_file, token_file), lock_fd)
+        hosted = self._host(_owning(lock_fd, lambda: load_job(job_dir, bog_file, token_file)), lock_fd)
         hosted.up = True  # whatever it was, it ended while nobody watched: no failure to report
         hosted.exited.set()
         log.info("%s: collecting the outputs of a command that ended while swampd was down", job_dir.name)
         with self._lock:
             self._jobs[hosted.launch_id] = hosted
         self._finishers.submit(self._finish, hosted, None)
+
+
+def _owning(lock_fd: int, step: Callable[[], T]) -> T:
+    """``step()``, closing ``lock_fd`` if it fails: a job the agent cannot take holds no lock."""
+    try:
+        return step()
+    except BaseException:
+        os.close(lock_fd)
+        raise
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:

@@ -45,7 +45,8 @@ from swampd.jobdir import (
     read_exit_status,
     write_spawn_record,
 )
-from swampd.vruntask.host import HostAgent, StartFailed
+from swampd.vruntask.host import StartFailed
+from swampd.vruntask.hostprocess import HostProcess
 from swampd.vruntask.job import JobError
 from swampd.launchpad.jobs import (
     JobDescription,
@@ -64,13 +65,15 @@ class LocalScheduler:
     kind = "local"
     platforms = frozenset({"process", "vm"})
 
-    def __init__(self, jobs_root: Path, stop_grace: float = 10.0, host: HostAgent | None = None) -> None:
+    def __init__(self, jobs_root: Path, stop_grace: float = 10.0, host: HostProcess | None = None) -> None:
         """``host``: the agent that supervises process jobs in this process (None: every job runs
         ``vruntask run`` as its own supervisor)."""
         self.jobs_root = Path(jobs_root)
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.stop_grace = stop_grace
         self.host = host
+        if host is not None:  # an agent started after one died is handed the jobs as after a restart
+            host.on_restart = self.recover
         # Serialises lock probes with submits inside this daemon: a probe
         # holds the job lock for an instant, which a concurrent submit would
         # otherwise mistake for a running job.
@@ -101,8 +104,8 @@ class LocalScheduler:
                     raise
             failpoint("local.before_spawn")
             if spec.platform == "process" and self.host is not None:
-                pid = self._start_hosted(spec, fd)
-                fd = -1  # the host agent holds it now
+                lock, fd = fd, -1  # the host agent's from the call on, whatever happens
+                pid = self._start_hosted(spec, lock)
             else:
                 pid = self._start_vruntask(spec, fd)
             failpoint("local.after_spawn")
@@ -118,7 +121,7 @@ class LocalScheduler:
             pid = self.host.start(spec.job_dir, spec.bog_file, spec.token_file, fd)  # type: ignore[union-attr]
         except StartFailed:
             pid = 0  # it was ended with its reason; never start it again
-        except JobError as exc:  # the descriptor is still ours: the caller closes it
+        except JobError as exc:
             raise SchedulerError(f"the job's files are unusable: {exc}") from None
         failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
         write_spawn_record(spec.job_dir, pid, hosted=True)
@@ -160,21 +163,21 @@ class LocalScheduler:
             try:
                 if alive:
                     groups = _job_groups(job_dir)
-                    if groups:
-                        if not (job_dir / SPAWNED_FILE).exists():  # killed before it was written
-                            write_spawn_record(job_dir, min(groups), hosted=True)
-                        self.host.adopt(job_dir, bog, TOKEN_FILE, min(groups), fd)
+                    if not groups:
                         continue
-                    os.close(fd)
+                    if not (job_dir / SPAWNED_FILE).exists():  # killed before it was written
+                        write_spawn_record(job_dir, min(groups), hosted=True)
+                    lock, fd = fd, -1  # the agent's from the call on
+                    self.host.adopt(job_dir, bog, TOKEN_FILE, min(groups), lock)
                 else:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # alive while its outputs are collected
-                    self.host.recover(job_dir, bog, TOKEN_FILE, fd)
+                    lock, fd = fd, -1
+                    self.host.recover(job_dir, bog, TOKEN_FILE, lock)
             except (OSError, JobError, BogError) as exc:
                 log.error("cannot take over job %s: %s", job_dir.name, exc)
-                try:
+            finally:
+                if fd >= 0:
                     os.close(fd)
-                except OSError:
-                    pass
 
     # -- observe -------------------------------------------------------------
     def observe(self) -> dict[str, JobObservation]:
