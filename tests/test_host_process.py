@@ -198,3 +198,32 @@ def _raises(action: Callable[[], Any]) -> BaseException | None:
     except BaseException as exc:  # noqa: BLE001 - the test looks at what it was
         return exc
     return None
+
+
+def test_a_call_left_unanswered_times_out(linked: Any) -> None:
+    release = threading.Event()
+    a, _ = linked(lambda *_: None, lambda *_: release.wait(10))
+    with pytest.raises(TimeoutError):
+        a.call("slow", [], timeout=0.2)
+    release.set()
+    assert not a._pending  # the late answer finds nobody waiting, and harms nothing
+
+
+def test_a_hung_host_agent_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from swampd.vruntask import hostprocess
+
+    monkeypatch.setattr(hostprocess, "ANSWER_WITHIN", 1.0)
+    host = hostprocess.HostProcess(stop_grace=1.0, allow_root_jobs=True, one_cpu=False)
+    restarts: list[int] = []
+    host.on_restart = lambda: restarts.append(host.pid)
+    try:
+        assert host.count() == 0
+        first = host.pid
+        os.kill(first, signal.SIGSTOP)  # alive, holding the link open, answering nothing
+        with pytest.raises(LinkDown):
+            host.count()
+        wait_for(lambda: restarts, 30, what="a new host agent")
+        assert restarts[0] != first and not is_alive(first)
+        assert host.count() == 0
+    finally:
+        host.close()

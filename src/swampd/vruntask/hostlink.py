@@ -23,6 +23,7 @@ import socket
 import threading
 import xmlrpc.client
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,13 @@ class Link:
         return self._down.wait(timeout)
 
     # -- calling -------------------------------------------------------------
-    def call(self, op: str, args: list[Any], fds: tuple[int, ...] = ()) -> Any:
-        """Call ``op`` on the other side and wait for its answer.
+    def call(self, op: str, args: list[Any], fds: tuple[int, ...] = (), timeout: float | None = None) -> Any:
+        """Call ``op`` on the other side and wait for its answer (at most ``timeout`` seconds).
 
         LinkDown when the link is (or goes) down before the answer comes;
-        RemoteError, or ``xmlrpc.client.Fault`` for a fault, when the other
-        side's handler failed.
+        TimeoutError when no answer came in time (the call may still be
+        carried out); RemoteError, or ``xmlrpc.client.Fault`` for a fault,
+        when the other side's handler failed.
         """
         future: Future[Any] = Future()
         with self._pending_lock:
@@ -95,7 +97,12 @@ class Link:
             with self._pending_lock:
                 self._pending.pop(call_id, None)
             raise
-        return future.result()
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            with self._pending_lock:
+                self._pending.pop(call_id, None)
+            raise TimeoutError(f"{self.name}: no answer to {op} within {timeout:.0f}s") from None
 
     def _send(self, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
         data = json.dumps(message, separators=(",", ":")).encode()

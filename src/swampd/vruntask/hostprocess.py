@@ -44,6 +44,10 @@ FIRST_RESTART_DELAY = 0.2
 MAX_RESTART_DELAY = 10.0
 #: An agent that lived this long was healthy: the next restart waits the first delay again.
 HEALTHY_AFTER = 30.0
+#: An agent that does not answer a call within this long (beyond a stop's own wait) is hung: it is
+#: killed and replaced, and its jobs handed to the next one.  A start stages the sandbox, which may
+#: copy a saved viewer database: minutes, never hours.
+ANSWER_WITHIN = 600.0
 
 
 class HostProcess:
@@ -146,12 +150,18 @@ class HostProcess:
             raise ConnectionError("the daemon is not ready for reports yet")
         raise ValueError(f"no such call {op!r}")
 
-    def _call(self, op: str, args: list[Any], fds: tuple[int, ...] = ()) -> Any:
+    def _call(self, op: str, args: list[Any], fds: tuple[int, ...] = (), wait: float = 0.0) -> Any:
         with self._lock:
-            link = self._link
-        if link is None:
+            link, proc = self._link, self._proc
+        if link is None or proc is None:
             raise LinkDown("no host agent")
-        return link.call(op, args, fds)
+        try:
+            return link.call(op, args, fds, timeout=ANSWER_WITHIN + wait)
+        except TimeoutError:
+            log.error("the host agent (pid %d) did not answer %s within %.0fs; killing it", proc.pid, op,
+                      ANSWER_WITHIN + wait)
+            proc.kill()  # the watcher starts another and hands it the jobs
+            raise LinkDown(f"the host agent did not answer {op}") from None
 
     @property
     def pid(self) -> int:
@@ -179,7 +189,7 @@ class HostProcess:
         """Stop a job the agent runs and wait until its outputs are collected; False when the agent
         does not run it (or is gone: the scheduler then stops it by its process group)."""
         try:
-            return bool(self._call("stop", [launch_id, grace, force]))
+            return bool(self._call("stop", [launch_id, grace, force], wait=grace))
         except LinkDown:
             return False
 
