@@ -38,12 +38,16 @@ def test_kill9_during_launch_then_restart_gives_one_viewer(make_daemon, failpoin
     assert daemon.wait_exit(30) == -9, daemon.log()
 
     daemon.start()  # no failpoints now
-    record = wait_for(lambda: ready(daemon), 60, what="READY after restart")
+    assert_one_viewer(daemon, wait_for(lambda: ready(daemon), 60, what="READY after restart"))
+
+
+def assert_one_viewer(daemon, record) -> None:
+    """One READY viewer of the first launch that serves, one command, one job; a second launch
+    request joins it."""
     assert record["epoch"] == 1
     assert urllib.request.urlopen(record["url"], timeout=10).status == 200
     assert len(daemon.viewer_pids()) == 1
     assert len(list(daemon.jobs_dir().iterdir())) == 1
-    # A second launch request after recovery joins the same viewer.
     again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
     assert again["launched"] is False and again["epoch"] == 1
 
@@ -61,12 +65,7 @@ def test_kill9_of_the_host_agent_during_launch_gives_one_viewer(make_daemon, fai
     record = wait_for(lambda: ready(daemon), 60, what="READY with a new host agent")
     assert daemon.proc.poll() is None
     assert "exited with status -9; starting another" in daemon.log()
-    assert record["epoch"] == 1
-    assert urllib.request.urlopen(record["url"], timeout=10).status == 200
-    assert len(daemon.viewer_pids()) == 1
-    assert len(list(daemon.jobs_dir().iterdir())) == 1
-    again = daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
-    assert again["launched"] is False and again["epoch"] == 1
+    assert_one_viewer(daemon, record)
     # The new agent manages it: a stop reaches it and ends it.
     daemon.api.stopViewer(*KEY)
     wait_for(lambda: daemon.api.getViewer(*KEY)["state"] == -7, 30, what="TERMINATED")

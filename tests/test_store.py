@@ -6,6 +6,8 @@ import stat
 import threading
 from pathlib import Path
 
+import pytest
+
 from swampd.states import ViewerState
 from swampd.store import Store, ViewerRecord
 
@@ -166,3 +168,31 @@ def test_only_the_transition_function_assigns_a_state():
                     offenders.append(f"{path.relative_to(src)}:{node.lineno}: {ast.unparse(node)}")
     assert len(offenders) == 1 and offenders[0].startswith("store/database.py:"), offenders
     assert offenders[0].endswith("record.state = int(state)")
+
+
+def test_one_writer_connection_serves_every_thread_and_a_failed_transaction_leaves_it_usable(tmp_path):
+    """Every write transaction of the process uses one connection (its page cache stays valid
+    between commits); a thread reads its own open transaction's changes, others do not, and a
+    transaction rolled back in one thread leaves the connection clean for the next."""
+    store = Store(tmp_path / "registry.sqlite3")
+    seen_elsewhere: list[str] = []
+    with store.transaction() as tx:
+        tx.set_meta("mine", "1")
+        assert store.meta("mine") == "1"
+        reader = threading.Thread(target=lambda: seen_elsewhere.append(store.meta("mine")))
+        reader.start()
+        reader.join()
+    assert seen_elsewhere == [""]
+    with pytest.raises(RuntimeError):
+        with store.transaction() as tx:
+            tx.set_meta("lost", "1")
+            raise RuntimeError("changed its mind")
+
+    def write_elsewhere() -> None:
+        with store.transaction() as tx:
+            tx.set_meta("other", "2")
+
+    writer = threading.Thread(target=write_elsewhere)
+    writer.start()
+    writer.join()
+    assert (store.meta("lost"), store.meta("other"), store.meta("mine")) == ("", "2", "1")

@@ -344,26 +344,38 @@ class Store(_Reader):
         #: Called with the ids of the runs a committed transaction changed (the change feed).
         self.on_commit: Any = None
         self._writer = threading.Lock()
+        #: The one connection every write transaction of this process uses (under ``_writer``): its
+        #: page cache stays valid from one commit to the next, where each thread's own connection
+        #: had to read the pages another had changed again (85 reads a launch in a burst).
+        self._write_conn: sqlite3.Connection | None = None
+        self._write_sync = "FULL"
         self._local = threading.local()
         self._kinds: dict[int, str] | None = {}
         self._init_schema()
 
     @property
     def _conn(self) -> sqlite3.Connection:  # type: ignore[override]
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        """This thread's connection for reads; while the thread holds a write transaction, that
+        transaction's (so that it reads its own changes, as it always did)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "in_transaction", None)
+        if conn is not None:
+            return conn
+        conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.synchronous = "FULL"
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
+            conn = self._local.conn = self._connect(check_same_thread=True)
+        return conn
+
+    def _connect(self, check_same_thread: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=check_same_thread)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
     def _init_schema(self) -> None:
         secure_registry(self.path)  # 0600, ours, never through a symlink (issue 9 finding 4)
-        conn = self._conn
-        with self.transaction():
+        with self.transaction() as tx:
+            conn = tx._conn
             conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None and conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'viewers'").fetchone():
@@ -391,22 +403,29 @@ class Store(_Reader):
         time) commit without waiting for the disk (``NORMAL``: safe against
         a crash of the process, and made durable by the next durable commit).
         """
-        conn = self._conn
         wanted = "FULL" if durable else "NORMAL"
-        if getattr(self._local, "synchronous", "FULL") != wanted:
-            conn.execute(f"PRAGMA synchronous={wanted}")
-            self._local.synchronous = wanted
         # Writers of this process queue on a mutex: SQLite's own busy handler would make a
         # waiting writer sleep 1 to 100 ms at a time.  Other processes still meet BEGIN IMMEDIATE.
         with self._writer:
+            conn = self._write_conn
+            if conn is None:
+                conn = self._write_conn = self._connect(check_same_thread=False)
+                self._write_sync = "FULL"
+            if self._write_sync != wanted:
+                conn.execute(f"PRAGMA synchronous={wanted}")
+                self._write_sync = wanted
             conn.execute("BEGIN IMMEDIATE")
             tx = Transaction(conn, self.change_effects, self.clock)
+            self._local.in_transaction = conn
             try:
                 yield tx
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # also after a failed COMMIT: the connection is every writer's
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            finally:
+                self._local.in_transaction = None
         metrics.committed(tx.transitions)
         if tx.changed and self.on_commit is not None:
             self.on_commit(tx.changed)
@@ -562,3 +581,7 @@ class Store(_Reader):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._writer:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
