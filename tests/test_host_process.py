@@ -71,6 +71,17 @@ def test_a_killed_host_agent_is_replaced_and_its_viewers_stay_managed(daemon: Da
         wait_for(lambda: sum(v["state_name"] == "READY" for v in daemon.api.listViewers()) == 2, 30,
                  what="its end to be reported")
     assert "exited with status -9; starting another" in daemon.log()
+    assert host_agent_starts(daemon) == {"first": 1.0, "replaced": 1.0}
+
+
+def host_agent_starts(daemon: Daemon) -> dict[str, float]:
+    """``swampd_host_agent_starts_total`` by why, as /metrics shows it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(daemon.url + "metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {sample.labels["why"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "swampd_host_agent_starts_total"}
 
 
 def test_the_host_agent_leaves_with_the_daemon_and_the_next_one_adopts(daemon: Daemon) -> None:

@@ -61,6 +61,9 @@ AD_PUBLICATIONS = Counter(
     ["outcome"], registry=REGISTRY)
 RPC_CALLS = Counter("swampd_rpc_calls", "XML-RPC calls, by method and fault code (0: no fault).",
                     ["method", "fault"], registry=REGISTRY)
+HOST_AGENT_STARTS = Counter(
+    "swampd_host_agent_starts", "Host agent processes started, by why (first: with the daemon; replaced: "
+    "the one before died or hung).", ["why"], registry=REGISTRY)
 RPC_LATENCY = Histogram("swampd_rpc_call_seconds", "Seconds the daemon spent on one XML-RPC call, by method.",
                         ["method"], buckets=CALL_BUCKETS, registry=REGISTRY)
 
@@ -119,6 +122,11 @@ def resynced(answered: bool, asked_at: float) -> None:
     if answered:
         _last_answer = asked_at
         SCHEDULER_ANSWERED_AT.set(asked_at)
+
+
+def host_agent_started(replaced: bool) -> None:
+    """A host agent process started: the daemon's first, or one replacing an agent that died."""
+    HOST_AGENT_STARTS.labels("replaced" if replaced else "first").inc()
 
 
 def ad_publication(outcome: str) -> None:

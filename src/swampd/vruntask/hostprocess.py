@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from swampd import cpus
+from swampd import cpus, metrics
 from swampd.vruntask.host import Dispatch, DispatchAll, StartFailed
 from swampd.vruntask.hostlink import Link, LinkDown, RemoteError, pair
 from swampd.vruntask.job import JobError
@@ -99,6 +99,7 @@ class HostProcess:
         with self._lock:
             self._proc, self._link = proc, link
             self._incarnation += 1
+        metrics.host_agent_started(replaced=self._incarnation > 1)
         log.info("host agent started (pid %d)", proc.pid)
 
     def _watch(self) -> None:
