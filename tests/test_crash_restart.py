@@ -1,6 +1,7 @@
 """Invariant 2: kill -9 at awkward moments, restart, and nothing is lost or doubled."""
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 import xmlrpc.client
@@ -105,18 +106,17 @@ def test_history_survives_restart(daemon):
 
 
 def test_kill9_between_spawn_and_its_record_leaves_a_job_that_can_still_be_stopped(make_daemon):
-    """The daemon dies after the job's process started and before its process group was
-    written down: after a restart the job is adopted by its lock, found by the processes
-    that hold the lock, and a stop ends it (TERMINATED, no process left, key relaunchable)."""
+    """The host agent dies after the job's process started and before its process group was
+    written down: the next agent is handed the job, found by the processes that hold its lock
+    (its record written then), and a stop ends it (TERMINATED, no process left, key relaunchable)."""
     daemon = make_daemon(start=False)
-    daemon.start(extra_env={"SWAMPD_FAILPOINTS": "local.spawn_unrecorded"})
-    launch_ignoring_crash(daemon)
-    assert daemon.wait_exit(30) == -9, daemon.log()
+    daemon.start(extra_env={"SWAMPD_FAILPOINTS": "host.spawn_unrecorded"})
+    daemon.api.launchViewer({"projectid": KEY[0], "viewer": KEY[1]})
+    wait_for(lambda: "exited with status -9; starting another" in daemon.log(), 30, what="the agent to die")
+    wait_for(lambda: ready(daemon), 60, what="READY with the next agent")
     [job_dir] = list(daemon.jobs_dir().iterdir())
-    assert not (job_dir / "spawned").exists()
-
-    daemon.start()
-    wait_for(lambda: ready(daemon), 60, what="READY after restart")
+    [viewer] = daemon.viewer_pids()
+    assert json.loads((job_dir / "spawned").read_text())["pgid"] == viewer  # found by its lock
     daemon.api.stopViewer(*KEY)
     final = wait_for(lambda: (s := daemon.api.getViewer(*KEY))["state"] < 0 and s["state"] != -6 and s, 60,
                      what="the stop to end")

@@ -219,3 +219,39 @@ def test_no_address_within_the_boot_deadline_is_an_error_and_the_vm_is_stopped(
     finally:
         daemon.cleanup()
         destroy_domains_of(daemon.root)
+
+
+def test_kill9_between_the_vruntask_spawn_and_its_record_leaves_a_vm_job_that_can_still_be_stopped(
+        make_daemon: Callable[..., Daemon], guest: Guest) -> None:
+    """A VM job's supervisor (``vruntask run``, started by the daemon itself) runs, and the daemon
+    dies before writing down its process group: after a restart the job is found by the processes
+    that hold its lock, and a stop ends it and its VM."""
+    viewer = {"platform": "vm", "image": str(guest.platform_image), "domain_type": "qemu",
+              "libvirt_uri": LIBVIRT_URI, "network": "none", "memory": 128, "cpus": 1,
+              "output_disk_mib": 16, "boot_timeout": 300, "ready_timeout": 600, "shutdown_timeout": 30}
+    daemon = make_daemon(start=False, viewers={"CodeDX": viewer}, scheduler={"stop_grace": 60})
+    try:
+        daemon.start(extra_env={"SWAMPD_FAILPOINTS": "local.spawn_unrecorded"})
+        try:
+            daemon.api.launchViewer({"projectid": PROJECT, "viewer": "CodeDX", "userid": USER,
+                                     "viewer_uuid": VIEWER_UUID})
+        except OSError:
+            pass  # the daemon may die before it answers
+        assert daemon.wait_exit(30) == -9, daemon.log()
+        jd = job_dir(daemon)
+        assert not (jd / "spawned").exists()
+        daemon.start()
+        wait_for(lambda: [n for n in domain_names() if n.startswith("swampd-")] or None, 120, 0.5,
+                 "the VM to be defined")
+        daemon.api.stopViewer(PROJECT, "CodeDX")
+        end = wait_for(lambda: (v := daemon.api.getViewer(PROJECT, "CodeDX"))["state"] < 0 and v["state"] != -6
+                       and v, 120, 0.5, "the stop to end")
+        assert end["state_name"] == "TERMINATED", end
+        from swampd.launchpad.schedulers.local import lock_holders
+
+        wait_for(lambda: not (lock_holders(jd / "job.lock") - {daemon.proc.pid}), 60, 0.5,
+                 "no process of the stopped job left")
+        assert not [n for n in domain_names() if n.startswith(f"swampd-{end['execrunid']}-")]
+    finally:
+        daemon.cleanup()
+        destroy_domains_of(daemon.root)

@@ -8,9 +8,10 @@ LaunchPad may be asked to submit the same launch again after a crash.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from swampd.bog import format_bog, write_private
+from swampd.bog import format_bog
 from swampd.config import Config
 from swampd.launchpad.jobs import JobDescription, Scheduler
 from swampd.launchpad.assessment_job import AssessmentJobError, assessment_job, build_assessment_bog
@@ -55,9 +56,8 @@ class LaunchPad:
         raise LaunchRefused(f"no job builder for run kind {record.kind!r}")
 
     def submit(self, record: RunRecord, config: Config) -> str:
-        """Write the BOG and token (0600) and submit; adopts an existing job."""
+        """Submit the job with its BOG and token (the scheduler writes them, 0600); adopts an existing job."""
         job, bog = self.describe(record, config)
         job.job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_private(job.job_dir / job.bog_file, format_bog(bog))
-        write_private(job.job_dir / job.token_file, record.token + "\n")
-        return self.scheduler.submit(job)
+        inputs = {job.bog_file: format_bog(bog), job.token_file: record.token + "\n"}
+        return self.scheduler.submit(replace(job, inputs=inputs))

@@ -39,10 +39,11 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from swampd import cpus, runas
+from swampd.bog import write_private
 from swampd.failpoints import failpoint
 from swampd.jobdir import write_exit_status, write_spawn_record
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
-from swampd.vruntask.job import Job, ReportTarget, load_job
+from swampd.vruntask.job import Job, JobError, ReportTarget, load_job
 from swampd.vruntask.payloads import payload_for
 from swampd.vruntask.payloads.base import Milestone, Payload
 from swampd.vruntask.platforms import staging_for
@@ -170,11 +171,13 @@ class HostAgent:
         self._finishers.shutdown(wait=False, cancel_futures=True)
 
     # -- start -----------------------------------------------------------------
-    def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> int:
-        """Stage the job and start its command holding ``lock_fd``; returns the command's pid.
-        StartFailed when it could not start (the run was told why).  The descriptor is the agent's
-        from this call on, whatever happens (closed here when the job's files are unusable)."""
-        hosted = self._host(_owning(lock_fd, lambda: load_job(job_dir, bog_file, token_file)), lock_fd)
+    def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int,
+              inputs: dict[str, str] | None = None) -> int:
+        """Write the job's ``inputs`` (its BOG and token), stage it and start its command holding
+        ``lock_fd``, and record the spawn; returns the command's pid.  StartFailed when it could not
+        start (the run was told why, and the job recorded as never started).  The descriptor is the
+        agent's from this call on, whatever happens (closed here when the job's files are unusable)."""
+        hosted = self._host(_owning(lock_fd, lambda: _load(job_dir, bog_file, token_file, inputs or {})), lock_fd)
         try:
             if self.user is not None:  # in/ the daemon's and readable by the job, out/ the job's own
                 runas.prepare_job_dir(job_dir, self.user)
@@ -200,6 +203,11 @@ class HostAgent:
             self._fail_to_start(hosted, reason)
             raise StartFailed(reason) from None
         log.debug("%s: command started as pid %d on port %d", job_dir.name, hosted.pid, port)
+        failpoint("host.spawn_unrecorded")  # a crash here leaves a live job with no record
+        try:
+            write_spawn_record(job_dir, hosted.pid, hosted=True)  # who is adopted, who is removed
+        except OSError as exc:  # the command runs: it is watched and stopped as any other
+            log.error("%s: cannot record pid %d: %s", job_dir.name, hosted.pid, exc)
         # The command already runs; what it did so far is reported before anything can say "up"
         # (a pidfd of a command that ended meanwhile still reports its end).
         failpoint("host.start_unreported")
@@ -258,7 +266,11 @@ class HostAgent:
     def _fail_to_start(self, hosted: HostedJob, reason: str) -> None:
         log.error("%s: %s", hosted.launch_id, reason)
         self._report(hosted, hosted.payload.failure(reason))
-        write_exit_status(hosted.job.job_dir, Exit.FAILED)
+        try:
+            write_spawn_record(hosted.job.job_dir, 0, hosted=True)  # never started: never start it again
+            write_exit_status(hosted.job.job_dir, Exit.FAILED)
+        except OSError as exc:  # the run was told; the lock still goes below
+            log.error("%s: cannot record the failed start: %s", hosted.launch_id, exc)
         self._ports.release(hosted.port)
         os.close(hosted.lock_fd)
 
@@ -461,6 +473,15 @@ class HostAgent:
         with self._lock:
             self._jobs[hosted.launch_id] = hosted
         self._finishers.submit(self._finish, hosted, None)
+
+
+def _load(job_dir: Path, bog_file: str, token_file: str, inputs: dict[str, str]) -> Job:
+    """The job, from the files the daemon sent (written first) or already in its directory."""
+    for name, text in inputs.items():
+        if Path(name).name != name:  # a name, never a path: the daemon's own, but checked
+            raise JobError(f"input file name {name!r} is not a plain name")
+        write_private(job_dir / name, text)
+    return load_job(job_dir, bog_file, token_file)
 
 
 def _owning(lock_fd: int, step: Callable[[], T]) -> T:

@@ -43,8 +43,9 @@ class Calls:
 
     def __call__(self, op: str, args: list[Any], fds: list[int]) -> Any:
         if op == "start":
-            job_dir, bog_file, token_file = args
-            return self._with_fd(op, fds, lambda fd: self.agent.start(Path(job_dir), bog_file, token_file, fd))
+            job_dir, bog_file, token_file, inputs = args
+            return self._with_fd(op, fds, lambda fd: self.agent.start(Path(job_dir), bog_file, token_file, fd,
+                                                                       dict(inputs)))
         if op == "adopt":
             job_dir, bog_file, token_file, pid = args
             return self._with_fd(op, fds, lambda fd: self.agent.adopt(Path(job_dir), bog_file, token_file,

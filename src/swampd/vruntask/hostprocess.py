@@ -171,12 +171,14 @@ class HostProcess:
             return self._proc.pid if self._proc is not None else 0
 
     # -- the agent's methods, as the local scheduler calls them --------------------
-    def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int) -> int:
-        """The agent stages and starts the job, holding ``lock_fd`` (always closed here: the agent has
-        its own copy, or never got it).  StartFailed or JobError as the agent's own; LinkDown when
-        the agent went away before it answered (the job may have started: a retry adopts it)."""
+    def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int,
+              inputs: dict[str, str] | None = None) -> int:
+        """The agent writes the job's ``inputs``, stages and starts it holding ``lock_fd`` (always
+        closed here: the agent has its own copy, or never got it) and records the spawn.  StartFailed
+        or JobError as the agent's own; LinkDown when the agent went away before it answered (the
+        job may have started: a retry adopts it)."""
         try:
-            return int(self._call("start", [str(job_dir), bog_file, token_file], (lock_fd,)))
+            return int(self._call("start", [str(job_dir), bog_file, token_file, inputs or {}], (lock_fd,)))
         except RemoteError as exc:
             if exc.kind == "StartFailed":
                 raise StartFailed(exc.message) from None

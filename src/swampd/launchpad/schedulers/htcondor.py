@@ -39,6 +39,7 @@ from swampd.launchpad.jobs import (
     JobStatus,
     SchedulerError,
     SchedulerUnavailable,
+    write_inputs,
 )
 from swampd.launchpad.schedulers.condor_connect import LazySchedd, make_collector, make_schedd
 from swampd.launchpad.schedulers.condor_queries import (
@@ -145,6 +146,7 @@ class HTCondorScheduler:
     def submit(self, job: JobDescription) -> str:
         """Adopt the launch's job if the schedd has it (queue or history), else submit it
         once no job of an earlier launch of the run is left in the queue."""
+        write_inputs(job)  # the job's files travel from its directory (initialdir)
         queued = self._call("query", self.schedd.query, constraint=key_constraint(job.key), projection=PROJECTION)
         mine = sorted((ad for ad in queued if ad_get(ad, LAUNCH_ATTR) == job.launch_id), key=ref_order)
         if mine:

@@ -54,6 +54,7 @@ from swampd.launchpad.jobs import (
     JobStatus,
     SchedulerError,
     SchedulerUnavailable,
+    write_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class LocalScheduler:
                 lock, fd = fd, -1  # the host agent's from the call on, whatever happens
                 pid = self._start_hosted(spec, lock)
             else:
+                write_inputs(spec)
                 pid = self._start_vruntask(spec, fd)
             failpoint("local.after_spawn")
         finally:
@@ -116,16 +118,14 @@ class LocalScheduler:
         return spec.launch_id
 
     def _start_hosted(self, spec: JobDescription, fd: int) -> int:
-        """The host agent starts the command; the spawn record follows at once."""
+        """The host agent writes the job's inputs, starts the command and records its spawn."""
         try:
-            pid = self.host.start(spec.job_dir, spec.bog_file, spec.token_file, fd)  # type: ignore[union-attr]
+            return self.host.start(spec.job_dir, spec.bog_file, spec.token_file, fd,  # type: ignore[union-attr]
+                                   spec.inputs)
         except StartFailed:
-            pid = 0  # it was ended with its reason; never start it again
+            return 0  # it was ended with its reason (and recorded as never started): never again
         except JobError as exc:
             raise SchedulerError(f"the job's files are unusable: {exc}") from None
-        failpoint("local.spawn_unrecorded")  # a crash here leaves a live job with no record
-        write_spawn_record(spec.job_dir, pid, hosted=True)
-        return pid
 
     def _start_vruntask(self, spec: JobDescription, fd: int) -> int:
         """``vruntask run`` supervises the job itself (a VM), inheriting the lock."""
