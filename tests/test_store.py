@@ -196,3 +196,65 @@ def test_one_writer_connection_serves_every_thread_and_a_failed_transaction_leav
     writer.start()
     writer.join()
     assert (store.meta("lost"), store.meta("other"), store.meta("mine")) == ("", "2", "1")
+
+
+def _recording_syncs(monkeypatch, gate: threading.Event | None = None) -> list[str]:
+    """Record (and optionally hold) every fdatasync the store makes, by file name."""
+    from swampd.store import database
+
+    synced: list[str] = []
+    real = database.os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        if gate is not None:
+            gate.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(database.os, "fdatasync", fdatasync)
+    return synced
+
+
+def test_a_durable_commit_returns_only_once_the_wal_is_synced(tmp_path, monkeypatch):
+    store = Store(tmp_path / "registry.sqlite3")
+    synced = _recording_syncs(monkeypatch)
+    with store.transaction(durable=False) as tx:
+        tx.set_meta("on the way", "1")
+    assert synced == []
+    with store.transaction() as tx:
+        tx.set_meta("told to a caller", "1")
+    assert synced == [str(tmp_path / "registry.sqlite3-wal")]
+
+
+def test_durable_commits_share_syncs_and_other_writers_do_not_wait_for_them(tmp_path, monkeypatch):
+    """Group commit: while one sync runs, other commits go on; the next sync covers them all."""
+    store = Store(tmp_path / "registry.sqlite3")
+    gate = threading.Event()
+    synced = _recording_syncs(monkeypatch, gate)
+
+    def durable(name: str) -> None:
+        with store.transaction() as tx:
+            tx.set_meta(name, "1")
+
+    first = threading.Thread(target=durable, args=("first",))
+    first.start()
+    wait = 0
+    while not synced and wait < 200:  # the first sync is under way (and held)
+        threading.Event().wait(0.01)
+        wait += 1
+    assert len(synced) == 1
+    with store.transaction(durable=False) as tx:  # not held up by the sync in flight
+        tx.set_meta("meanwhile", "1")
+    others = [threading.Thread(target=durable, args=(f"other-{i}",)) for i in range(8)]
+    for thread in others:
+        thread.start()
+    wait = 0
+    while not all(store.meta(f"other-{i}") == "1" for i in range(8)) and wait < 500:
+        threading.Event().wait(0.01)  # all eight committed, and wait for the disk
+        wait += 1
+    assert all(thread.is_alive() for thread in others)  # none returned before its commit was on disk
+    gate.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert store.meta("first") == "1"
+    assert len(synced) == 2  # the eight waited together behind the first sync, and one more served them all
