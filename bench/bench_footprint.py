@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from _harness import start_daemon
+from support.daemon import host_agents
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 COMMAND = [BUSYBOX, "httpd", "-f", "-p", "127.0.0.1:{port}", "-h", "{sandbox}"]
@@ -112,21 +113,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def parent_of(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def helpers(daemon) -> list[int]:  # type: ignore[no-untyped-def]
-    """The daemon's own helper processes (its host agent)."""
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and parent_of(int(p.name)) == daemon.proc.pid]
-
-
 def swampd_processes(daemon) -> list[int]:  # type: ignore[no-untyped-def]
     """The daemon, its host agent and every process of a job that is not the viewer command itself."""
-    pids = [daemon.proc.pid, *helpers(daemon)]
+    pids = [daemon.proc.pid, *host_agents(daemon)]
     for pid in daemon._job_tree():
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
@@ -154,7 +143,7 @@ def main(argv: list[str]) -> int:
                  for k in range(CLIENTS)]
         for proc in procs:
             proc.start()
-        agents = helpers(daemon)
+        agents = host_agents(daemon)
         burst_cpu = cpu_seconds(daemon.proc.pid)
         agent_cpu = sum(cpu_seconds(pid) for pid in agents)
         done = [out.get(timeout=900) for _ in procs]

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from support.daemon import Daemon
+from support.daemon import Daemon, host_agents
 
 ALL = set(os.sched_getaffinity(0))
 
@@ -32,12 +32,21 @@ def two_cpus() -> None:
         pytest.skip("needs a machine with at least 2 CPUs (one CPU: the daemon keeps its threads where they are)")
 
 
+def host_agent(daemon: Daemon) -> int:
+    (agent,) = host_agents(daemon)
+    return agent
+
+
 def test_the_daemons_threads_share_one_cpu_and_its_viewer_has_them_all(daemon: Daemon) -> None:
     pid = launch_one(daemon, "cpus")
     assert daemon.proc is not None
     masks = {frozenset(allowed(daemon.proc.pid, tid)) for tid in threads(daemon.proc.pid)}
     assert masks == {frozenset({max(ALL)})}, masks
-    assert len(threads(daemon.proc.pid)) > 5  # all of them: the workers, the prober, the watcher...
+    assert len(threads(daemon.proc.pid)) > 5  # all of them: the workers, the reconciler, the link...
+    # The host agent's threads share another CPU (the first), beside the daemon's.
+    agent = host_agent(daemon)
+    assert {frozenset(allowed(agent, tid)) for tid in threads(agent)} == {frozenset({min(ALL)})}
+    assert len(threads(agent)) > 3  # the link, the prober, the exit watcher...
     assert allowed(pid) == ALL
 
 
@@ -45,7 +54,8 @@ def test_one_cpu_off_leaves_the_threads_free(make_daemon: Callable[..., Daemon])
     daemon = make_daemon(agentmonitor={"one_cpu": False})
     pid = launch_one(daemon, "free")
     assert daemon.proc is not None
-    assert {frozenset(allowed(daemon.proc.pid, tid)) for tid in threads(daemon.proc.pid)} == {frozenset(ALL)}
+    for process in (daemon.proc.pid, host_agent(daemon)):
+        assert {frozenset(allowed(process, tid)) for tid in threads(process)} == {frozenset(ALL)}
     assert allowed(pid) == ALL
 
 

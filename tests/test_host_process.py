@@ -14,21 +14,8 @@ from typing import Any, Callable
 
 import pytest
 
-from support.daemon import Daemon, all_pids, cmdline, is_alive, wait_for
+from support.daemon import Daemon, host_agents, is_alive, parent_of, wait_for
 from swampd.vruntask.hostlink import MAX_MESSAGE, Link, LinkDown, RemoteError, pair
-
-
-def parent_of(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def host_agents(daemon: Daemon) -> list[int]:
-    """The daemon's host agent processes (exactly one while it runs)."""
-    return [pid for pid in all_pids()
-            if parent_of(pid) == daemon.proc.pid and "swampd.vruntask.hostmain" in cmdline(pid)]
 
 
 def launch_ready(daemon: Daemon, project: str) -> dict[str, Any]:

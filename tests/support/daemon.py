@@ -186,6 +186,21 @@ def all_pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
 
+def parent_of(pid: int) -> int:
+    """The parent pid of ``pid`` (0 when it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def host_agents(daemon: "Daemon") -> list[int]:
+    """The daemon's host agent processes (exactly one while it runs)."""
+    assert daemon.proc is not None
+    return [pid for pid in all_pids()
+            if parent_of(pid) == daemon.proc.pid and "swampd.vruntask.hostmain" in cmdline(pid)]
+
+
 def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
