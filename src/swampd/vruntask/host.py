@@ -1,9 +1,11 @@
-"""The host agent: one supervisor for every local process job of this host, inside the daemon.
+"""The host agent: one supervisor for every local process job of this host, in one process.
 
 ``vruntask run`` supervises one job from its own Python process (about 14 MB,
 polling its command and its events file); five hundred idle viewers cost
 seven gigabytes that way.  On the embedded default the local scheduler
-hands process jobs to this agent instead.  It does exactly what the runner
+hands process jobs to this agent instead, which runs in one process of its
+own beside the daemon (``hostmain``, linked to the daemon by
+``hostprocess.HostProcess``).  It does exactly what the runner
 does for the process platform, with the same payload code (staging the
 sandbox, the command line, what "up" means, collecting the outputs), but:
 
@@ -15,11 +17,11 @@ sandbox, the command line, what "up" means, collecting the outputs), but:
   probing right after the start and ever less often, every starting job's
   probe at once (``prober.Prober``): no thread per job, nothing that wakes
   for an idle viewer;
-* reports go to the AgentMonitor through the daemon's own dispatcher, with
-  the launch's epoch and token, exactly as a remote node's would (fencing
-  included), but without a connection.
+* reports go over the link to the daemon's own dispatcher, with the launch's
+  epoch and token, exactly as a remote node's would (fencing included), but
+  without an HTTP connection.
 
-After a daemon restart the agent re-attaches to commands that kept running
+After a daemon restart (or when a new agent replaces one that died) the agent re-attaches to commands that kept running
 (``adopt``) and collects the outputs of those that ended meanwhile
 (``recover``); their exit status is unknown then, since they are no longer
 our children.
@@ -57,7 +59,7 @@ from swampd.vruntask.watchers import ExitWatcher
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: ``dispatch(method, struct)``: an ``agentMonitor.<method>`` call inside the daemon.
+#: ``dispatch(method, struct)``: an ``agentMonitor.<method>`` call to the daemon's dispatcher.
 Dispatch = Callable[[str, dict[str, Any]], object]
 #: ``dispatch_all(method, structs)``: several such reports of one launch, applied in one transaction.
 DispatchAll = Callable[[str, list[dict[str, Any]]], object]
@@ -69,8 +71,8 @@ PORT_LOST_WITHIN = 30.0
 PORT_RESTARTS = 3
 
 
-class InProcessReporter:
-    """A ``Reporter`` whose calls go through the daemon's dispatcher instead of a connection."""
+class DispatchReporter:
+    """A ``Reporter`` whose calls go to the daemon's dispatcher (over the agent's link) instead of HTTP."""
 
     def __init__(self, target: ReportTarget, status_method: str, dispatch: Dispatch,
                  dispatch_all: DispatchAll) -> None:
@@ -106,7 +108,7 @@ class HostedJob:
     job: Job
     payload: Payload
     staging: Staging
-    reporter: InProcessReporter
+    reporter: DispatchReporter
     lock_fd: int
     pid: int = 0
     #: The port the command was given (0: none); back to the agent's pool once the job is over.
@@ -238,7 +240,7 @@ class HostAgent:
 
     def _host(self, job: Job, lock_fd: int) -> HostedJob:
         payload = payload_for(job)
-        reporter = InProcessReporter(job.target, payload.status_method, self._dispatch, self._dispatch_all)
+        reporter = DispatchReporter(job.target, payload.status_method, self._dispatch, self._dispatch_all)
         return HostedJob(job, payload, staging_for(job), reporter, lock_fd)
 
     def _dispatch(self, method: str, body: dict[str, Any]) -> object:

@@ -56,7 +56,7 @@ class HostProcess:
     def __init__(self, stop_grace: float = 10.0, run_as: str = "", run_as_group: str = "",
                  allow_root_jobs: bool = False, one_cpu: bool = True, log_format: str = "text",
                  debug: bool = False) -> None:
-        #: Set by the daemon's wiring before any job starts (as the in-process agent's were).
+        #: Set by the daemon's wiring before any job starts.
         self.dispatch: Dispatch | None = None
         self.dispatch_all: DispatchAll | None = None
         #: Called (on the watcher's thread) once a new agent replaced one that died.

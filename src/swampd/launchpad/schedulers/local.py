@@ -9,12 +9,14 @@ session and outlives a ``kill -9`` of the daemon).  ``spawned`` records that
 a job was started, so a job that ran and died is never started twice for
 the same launch.
 
-Process jobs (a local viewer command) are supervised by the daemon's own
-host agent (``vruntask.host``): their command is the job's only process,
-and the agent keeps a copy of the lock until the job's outputs are
-collected.  Other jobs (VMs) run ``vruntask run`` as their own supervisor.
-After a restart, ``recover`` re-attaches the agent to process jobs that
-kept running and collects those that ended meanwhile.
+Process jobs (a local viewer command) are supervised by one host agent
+(``vruntask.host``), in a process of its own beside the daemon
+(``vruntask.hostprocess``): their command is the job's only process, and
+the agent keeps a copy of the lock until the job's outputs are collected.
+Other jobs (VMs) run ``vruntask run`` as their own supervisor.  After a
+restart, and when a new agent replaces one that died, ``recover``
+re-attaches the agent to process jobs that kept running and collects those
+that ended meanwhile.
 """
 from __future__ import annotations
 
@@ -67,7 +69,7 @@ class LocalScheduler:
     platforms = frozenset({"process", "vm"})
 
     def __init__(self, jobs_root: Path, stop_grace: float = 10.0, host: HostProcess | None = None) -> None:
-        """``host``: the agent that supervises process jobs in this process (None: every job runs
+        """``host``: the host agent process that supervises process jobs (None: every job runs
         ``vruntask run`` as its own supervisor)."""
         self.jobs_root = Path(jobs_root)
         self.jobs_root.mkdir(parents=True, exist_ok=True)
