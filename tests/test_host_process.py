@@ -18,6 +18,17 @@ from support.daemon import Daemon, host_agents, is_alive, parent_of, wait_for
 from swampd.vruntask.hostlink import MAX_MESSAGE, Link, LinkDown, RemoteError, pair
 
 
+def all_stopped(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (state T): a signal's stop takes effect thread by thread."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            continue
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def launch_ready(daemon: Daemon, project: str) -> dict[str, Any]:
     daemon.api.launchViewer({"projectid": project, "viewer": "CodeDX"})
     ready = daemon.api.waitViewer(project, "CodeDX", "READY", 60)
@@ -218,6 +229,7 @@ def test_a_hung_host_agent_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatc
         assert host.count() == 0
         first = host.pid
         os.kill(first, signal.SIGSTOP)  # alive, holding the link open, answering nothing
+        wait_for(lambda: all_stopped(first), 10, 0.01, "every thread of the agent to be stopped")
         with pytest.raises(LinkDown):
             host.count()
         wait_for(lambda: restarts, 30, what="a new host agent")
