@@ -221,3 +221,29 @@ def test_undeliverable_snapshot_stays_stored_and_is_delivered_by_a_rerun(tmp_pat
     second = finish(job, finished_bog(tmp_path, sink.port), "tok", lambda: False)
     assert second.delivered and second.path == first.path
     assert [c["path"] for c in sink.of("viewerSnapshot")] == [first.path]
+
+
+def test_a_stop_presses_the_power_button_again_until_the_guest_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guest asked to stop right after it came up may miss the first ACPI press: it gets another."""
+    from types import SimpleNamespace
+
+    from swampd.vruntask.platforms import vm
+
+    class Guest:
+        def __init__(self) -> None:
+            self.presses = 0
+            self.running = True
+
+        def shutdown(self) -> None:
+            self.presses += 1
+            if self.presses == 2:  # the first press came before the guest listened
+                self.running = False
+
+        def isActive(self) -> bool:  # noqa: N802 (libvirt's name)
+            return self.running
+
+    monkeypatch.setattr(vm, "ACPI_REPEAT", 0.3)
+    domain = vm.VmDomain("test:///default", SimpleNamespace(name="swampd-acpi"))  # type: ignore[arg-type]
+    guest = domain.dom = Guest()
+    assert domain.shutdown(time.monotonic() + 10) is True
+    assert guest.presses == 2

@@ -74,6 +74,10 @@ def domain_spec(job: Job, sandbox: Sandbox) -> DomainSpec:
     )
 
 
+#: Seconds between presses of a running machine's ACPI power button while it is asked to stop.
+ACPI_REPEAT = 15.0
+
+
 class VmDomain:
     """One viewer domain on one libvirt connection."""
 
@@ -139,14 +143,23 @@ class VmDomain:
                 return None
 
     def shutdown(self, deadline: float) -> bool:
-        """ACPI power-off, waiting until ``deadline`` (monotonic); then destroy. True if it was graceful."""
+        """ACPI power-off, waiting until ``deadline`` (monotonic); then destroy. True if it was graceful.
+
+        The power button is pressed again every ``ACPI_REPEAT`` seconds while the machine runs: a
+        guest stopped right after it came up may not listen for the button yet (seen in a test
+        guest whose acpid started a moment after it said it was up: the one press was lost, the
+        machine was destroyed at the deadline, and its database was never saved).
+        """
         if self.active() is False:
             return True
-        try:
-            self.dom.shutdown()
-        except libvirt.libvirtError as exc:
-            log.warning("ACPI shutdown of %s failed: %s", self.spec.name, exc.get_error_message())
+        pressed = float("-inf")
         while time.monotonic() < deadline:
+            if time.monotonic() - pressed >= ACPI_REPEAT:
+                try:
+                    self.dom.shutdown()
+                except libvirt.libvirtError as exc:
+                    log.warning("ACPI shutdown of %s failed: %s", self.spec.name, exc.get_error_message())
+                pressed = time.monotonic()
             if self.active() is False:
                 log.info("domain %s powered off", self.spec.name)
                 return True
