@@ -198,6 +198,7 @@ def test_an_oversized_message_is_refused_and_the_link_keeps_working(linked: Any)
 def test_garbage_on_the_link_is_dropped_and_the_link_keeps_working(linked: Any) -> None:
     a, b = linked(lambda *_: None, lambda op, args, fds: op)
     a.sock.send(b"\xff not json")
+    a.sock.send(b'"a string that says re"')  # JSON, but not a message
     assert a.call("still", []) == "still"
 
 

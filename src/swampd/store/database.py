@@ -370,12 +370,13 @@ class Store(_Reader):
             conn = self._local.conn = self._connect(check_same_thread=True)
         return conn
 
-    def _connect(self, check_same_thread: bool, synchronous: str = "FULL") -> sqlite3.Connection:
+    def _connect(self, check_same_thread: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=check_same_thread)
         if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
             conn.close()
             raise RegistryError(f"{self.path}: the registry needs SQLite's WAL mode, which this file system refuses")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
+        # Commits do not wait for the disk here: a durable one is synced by ``_make_durable``.
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
@@ -422,7 +423,7 @@ class Store(_Reader):
         with self._writer:
             conn = self._write_conn
             if conn is None:
-                conn = self._write_conn = self._connect(check_same_thread=False, synchronous="NORMAL")
+                conn = self._write_conn = self._connect(check_same_thread=False)
             conn.execute("BEGIN IMMEDIATE")
             tx = Transaction(conn, self.change_effects, self.clock)
             self._local.in_transaction = conn

@@ -68,10 +68,6 @@ class Link:
         self._reader.start()
         return self
 
-    @property
-    def down(self) -> bool:
-        return self._down.is_set()
-
     def wait_down(self, timeout: float | None = None) -> bool:
         return self._down.wait(timeout)
 
@@ -137,6 +133,8 @@ class Link:
                 try:
                     message = json.loads(data)
                 except ValueError:
+                    message = None
+                if not isinstance(message, dict):
                     log.error("%s: an unreadable message was dropped", self.name)
                     _close_all(fds)
                     continue

@@ -44,29 +44,21 @@ class Calls:
     def __call__(self, op: str, args: list[Any], fds: list[int]) -> Any:
         if op == "start":
             job_dir, bog_file, token_file, inputs = args
-            return self._with_fd(op, fds, lambda fd: self.agent.start(Path(job_dir), bog_file, token_file, fd,
-                                                                       dict(inputs)))
+            return self.agent.start(Path(job_dir), bog_file, token_file, _one_fd(op, fds), dict(inputs))
         if op == "adopt":
             job_dir, bog_file, token_file, pid = args
-            return self._with_fd(op, fds, lambda fd: self.agent.adopt(Path(job_dir), bog_file, token_file,
-                                                                       int(pid), fd))
+            return self.agent.adopt(Path(job_dir), bog_file, token_file, int(pid), _one_fd(op, fds))
         if op == "recover":
             job_dir, bog_file, token_file = args
-            return self._with_fd(op, fds, lambda fd: self.agent.recover(Path(job_dir), bog_file, token_file, fd))
+            return self.agent.recover(Path(job_dir), bog_file, token_file, _one_fd(op, fds))
         for fd in fds:
             os.close(fd)
         if op == "stop":
             launch_id, grace, force = args
             return self.agent.stop(str(launch_id), float(grace), bool(force))
-        if op == "hosts":
-            return self.agent.hosts(str(args[0]))
         if op == "count":
             return self.agent.count()
         raise ValueError(f"no such call {op!r}")
-
-    @staticmethod
-    def _with_fd(op: str, fds: list[int], action: Any) -> Any:
-        return action(_one_fd(op, fds))  # the agent's from now on, whatever happens
 
 
 def main(argv: list[str] | None = None) -> int:

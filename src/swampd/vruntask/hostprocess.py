@@ -61,7 +61,6 @@ class HostProcess:
         self.dispatch_all: DispatchAll | None = None
         #: Called (on the watcher's thread) once a new agent replaced one that died.
         self.on_restart: Callable[[], None] | None = None
-        self.stop_grace = stop_grace
         options = ["--stop-grace", str(stop_grace), "--log-format", log_format]
         if run_as:
             options += ["--run-as", run_as]
@@ -213,9 +212,6 @@ class HostProcess:
             self._call(op, args, (lock_fd,))
         except RemoteError as exc:
             raise JobError(f"{exc.kind}: {exc.message}") from None
-
-    def hosts(self, launch_id: str) -> bool:
-        return bool(self._call("hosts", [launch_id]))
 
     def count(self) -> int:
         return int(self._call("count", []))
