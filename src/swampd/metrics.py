@@ -19,7 +19,7 @@ contract.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -81,6 +81,17 @@ SCHEDULER_AGE.set_function(_scheduler_age)
 
 #: Method names that are labels as themselves; anything else is "unknown" (callers choose names).
 _known_methods: frozenset[str] = frozenset()
+#: The labelled children of the hot metrics, by metric and label values: ``labels()`` checks and locks
+#: at every call, and these move at every call and commit.  Bounded as the labels are.
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *labels: str) -> Any:
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children.setdefault(key, metric.labels(*labels))
+    return child
 
 
 # -- hooks -------------------------------------------------------------------------
@@ -93,7 +104,7 @@ def committed(changes: Iterable[tuple[str, int | None, int, float, float]]) -> N
         if lifecycle is None:
             continue
         name = lifecycle.state_name
-        TRANSITIONS.labels(kind, name(from_state) if from_state is not None else "", name(to_state)).inc()
+        _child(TRANSITIONS, kind, name(from_state) if from_state is not None else "", name(to_state)).inc()
         if from_state == to_state or not launched_at:
             continue
         if to_state in getattr(lifecycle, "up", ()) and from_state not in getattr(lifecycle, "up", ()):
@@ -142,8 +153,8 @@ def know_methods(names: Iterable[str]) -> None:
 
 def rpc_call(method: str, fault: int, seconds: float) -> None:
     label = method if method in _known_methods else "unknown"
-    RPC_CALLS.labels(label, str(fault)).inc()
-    RPC_LATENCY.labels(label).observe(seconds)
+    _child(RPC_CALLS, label, str(fault)).inc()
+    _child(RPC_LATENCY, label).observe(seconds)
 
 
 def _effect_label(effect: str) -> str:

@@ -24,7 +24,8 @@ from swampd.agentmonitor.transport.listeners import UnixListener, tcp_listener
 from swampd.agentmonitor.transport.loop import Call, EventLoop, Listener
 from swampd.agentmonitor.transport.memory import tune_allocator
 from swampd.agentmonitor.transport.workers import WorkerPool
-from swampd.agentmonitor.transport.xmlrpcwire import RequestRefused, dumps_fault, dumps_result
+from swampd.agentmonitor.transport.responsewire import dumps_fault, dumps_result
+from swampd.agentmonitor.transport.xmlrpcwire import RequestRefused
 
 __all__ = ["AgentMonitorServer", "Dispatcher", "OPEN_METHODS", "SELF_AUTHENTICATED", "RequestRefused",
            "limits_of"]

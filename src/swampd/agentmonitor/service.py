@@ -157,20 +157,22 @@ class ViewerService:
         The answer is deferred on the change feed: it leaves the moment the
         state is committed, and no thread waits for it meanwhile.
         """
-        def check() -> ViewerRecord | None:
-            record = self.store.get_viewer(projectid, viewer)
+        def settled(record: ViewerRecord | None) -> ViewerRecord | None:
             if record is None:
                 return None
             state = record.viewer_state
             return record if state is target or (state in ENDED and record.epoch) else None
+
+        def check() -> ViewerRecord | None:
+            return settled(self.store.get_viewer(projectid, viewer))
 
         def answer(found: ViewerRecord | None) -> dict[str, Any]:
             return self.to_struct(found or self.store.get_viewer(projectid, viewer)
                                   or ViewerRecord(projectid=projectid, viewer=viewer))
 
         record = self.store.get_viewer(projectid, viewer)
-        if self.changes is None:
-            return Deferred.of(answer(check()))
+        if self.changes is None or settled(record) is not None:  # there already: one read, no watch
+            return Deferred.of(answer(settled(record)))
         return self.changes.watch(record.id if record is not None else None, check, timeout).map(answer)
 
     def list(self) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from swampd.agentmonitor.transport.connection import WANT_READ, Connection, Phas
 from swampd.agentmonitor.transport.httpwire import HttpError
 from swampd.agentmonitor.transport.limits import Limits
 from swampd.agentmonitor.transport.memory import release_memory
-from swampd.agentmonitor.transport.xmlrpcwire import dumps_fault
+from swampd.agentmonitor.transport.responsewire import dumps_fault
 from swampd.wakeup import Wakeup
 
 log = logging.getLogger(__name__)

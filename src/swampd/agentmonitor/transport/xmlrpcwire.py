@@ -278,12 +278,3 @@ class CallReader:
         elif tag == "methodCall":
             self._done = True
 
-
-def dumps_result(result: Any) -> bytes:
-    """A methodResponse carrying ``result``, UTF-8."""
-    return xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False).encode("utf-8")
-
-
-def dumps_fault(code: int, message: str) -> bytes:
-    """A methodResponse carrying a fault, UTF-8."""
-    return xmlrpc.client.dumps(xmlrpc.client.Fault(int(code), message)).encode("utf-8")
