@@ -72,3 +72,32 @@ def test_a_traceback_or_a_hostile_value_stays_on_one_line():
     event = json.loads(out.getvalue())
     assert event["run"] == "vrun_p_CodeDX" and event["epoch"] == 3 and event["launch"] == "abc"
     logging.getLogger().handlers.clear()
+
+
+def test_about_run_reads_the_label_only_when_a_line_is_logged_and_once():
+    out = io.StringIO()
+    runlog.configure("swampd", "text", stream=out)
+    log = logging.getLogger("swampd.test")
+    reads: list[int] = []
+
+    def label() -> ViewerRecord:
+        reads.append(1)
+        return ViewerRecord(projectid="p", viewer="CodeDX", epoch=2, launch_id="def")
+
+    with runlog.about_run(label):
+        log.debug("below the level: nothing written, nothing read")
+    assert reads == []
+    with runlog.about_run(label):
+        log.info("one")
+        log.warning("two")
+
+    def broken() -> None:
+        raise OSError("registry unreadable")
+
+    with runlog.about_run(broken):
+        log.error("still written")
+    lines = out.getvalue().splitlines()
+    assert reads == [1] and len(lines) == 3, (reads, lines)
+    assert all(line.endswith("[run=vrun_p_CodeDX epoch=2 launch=def]") for line in lines[:2]), lines
+    assert "still written" in lines[2] and "[run=" not in lines[2]
+    logging.getLogger().handlers.clear()

@@ -1,3 +1,5 @@
+import pytest
+
 from swampd.states import (
     ACTIVE, ENDED, EVENTS, MAY_LAUNCH_FROM, ViewerState as S, apply_report, state_name,
 )
@@ -57,3 +59,11 @@ def test_shutdown_while_stopping_is_shutdown():
 
 def test_ready_viewer_ignores_late_launching_events():
     assert not apply_report(S.READY, S.LAUNCHING, "Starting tomcat service").changed
+
+
+def test_viewer_state_by_code() -> None:
+    from swampd.states import viewer_state
+
+    assert all(viewer_state(int(s)) is s for s in S)
+    with pytest.raises(ValueError):
+        viewer_state(99)

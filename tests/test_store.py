@@ -83,6 +83,40 @@ def test_a_transition_records_old_state_new_state_reason_and_source(tmp_path):
         1, 2, "Viewer is up", "node", "event VIEWERUP")
 
 
+def test_saving_once_writes_the_run_once_with_every_transitions_history(tmp_path):
+    store = Store(tmp_path / "r.sqlite3")
+    claim(store, "p")
+    statements: list[str] = []
+    with store.transaction() as tx:
+        rec = tx.get_viewer("p", "CodeDX")
+        tx._conn.set_trace_callback(statements.append)
+        with tx.saving_once(rec):
+            tx.transition(rec, int(ViewerState.LAUNCHING), "Starting viewer run script", "node", "event RUNSHSTART")
+            rec.vmip = "127.0.0.1:4000"
+            tx.transition(rec, int(ViewerState.READY), "Viewer is up", "node", "event VIEWERUP")
+        tx._conn.set_trace_callback(None)
+    assert sum(s.startswith("UPDATE runs") for s in statements) == 1
+    saved = store.get_viewer("p", "CodeDX")
+    assert (saved.state, saved.status, saved.vmip) == (int(ViewerState.READY), "Viewer is up", "127.0.0.1:4000")
+    assert [h.status for h in store.history(rec.id)][-2:] == ["Starting viewer run script", "Viewer is up"]
+
+
+def test_saving_once_saves_nothing_when_the_block_fails(tmp_path):
+    store = Store(tmp_path / "r.sqlite3")
+    claim(store, "p")
+    with pytest.raises(RuntimeError):
+        with store.transaction() as tx:
+            rec = tx.get_viewer("p", "CodeDX")
+            with tx.saving_once(rec):
+                tx.transition(rec, int(ViewerState.READY), "Viewer is up", "node")
+                raise RuntimeError("a report that cannot be applied")
+    assert store.get_viewer("p", "CodeDX").state == int(ViewerState.LAUNCHING)
+    with store.transaction() as tx:  # the transaction holds nothing back afterwards
+        rec = tx.get_viewer("p", "CodeDX")
+        tx.transition(rec, int(ViewerState.READY), "Viewer is up", "node")
+    assert store.get_viewer("p", "CodeDX").state == int(ViewerState.READY)
+
+
 def test_change_effects_ride_along_every_state_change_of_their_kind(tmp_path):
     store = Store(tmp_path / "r.sqlite3", change_effects={"vrun": ("advertise",), "arun": ("status",)})
     claim(store, "p")

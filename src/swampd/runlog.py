@@ -24,10 +24,10 @@ import sys
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
-#: (key, epoch, launch id) of the run the current thread works on.
-_RUN: ContextVar[tuple[str, int, str] | None] = ContextVar("swampd_run", default=None)
+#: (key, epoch, launch id) of the run the current thread works on, or what reads it when first needed.
+_RUN: ContextVar["tuple[str, int, str] | _Lazy | None"] = ContextVar("swampd_run", default=None)
 
 FORMATS = ("text", "json")
 
@@ -47,12 +47,42 @@ def about(record: Any) -> Iterator[None]:
         _RUN.reset(token)
 
 
+@contextmanager
+def about_run(read_label: Callable[[], Any]) -> Iterator[None]:
+    """As ``about``, for a block that knows only the run's id: ``read_label()`` (a registry read giving
+    key, epoch and launch id, or None) is called the first time a line is logged in the block, and
+    never when none is (the reconciler's turns, hundreds a second in a burst, mostly log nothing)."""
+    token = _RUN.set(_Lazy(read_label))
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
+
+
+class _Lazy:
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read: Callable[[], Any] | None = read
+        self._fields: tuple[str, int, str] | None = None
+
+    def fields(self) -> tuple[str, int, str] | None:
+        if self._read is not None:
+            read, self._read = self._read, None
+            label = read()
+            self._fields = (label.key, label.epoch, label.launch_id) if label is not None else None
+        return self._fields
+
+
 class RunFilter(logging.Filter):
     """Puts the current run (from ``about``) on records that do not name one themselves."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "run_key"):
             current = _RUN.get()
+            if isinstance(current, _Lazy):
+                try:
+                    current = current.fields()
+                except Exception:  # a line must be written even when the registry cannot be read
+                    current = None
             if current is not None:
                 record.run_key, record.run_epoch, record.run_launch = current
         return True

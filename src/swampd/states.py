@@ -52,12 +52,20 @@ ACTIVE = frozenset(
 GOING_DOWN = frozenset({ViewerState.STOPPING, ViewerState.TERMINATING})
 
 
+#: Code -> state: ``ViewerState(code)`` goes through the enum machinery, some thirty times a launch.
+_BY_CODE: dict[int, ViewerState] = {int(state): state for state in ViewerState}
+
+
+def viewer_state(code: int) -> ViewerState:
+    """The state of a code; ValueError for a code that is none."""
+    state = _BY_CODE.get(code)
+    return state if state is not None else ViewerState(code)
+
+
 def state_name(code: int) -> str:
     """The SWAMP name of a state code, or ``UNKNOWN(<code>)``."""
-    try:
-        return ViewerState(code).name
-    except ValueError:
-        return f"UNKNOWN({code})"
+    state = _BY_CODE.get(code)
+    return state.name if state is not None else f"UNKNOWN({code})"
 
 
 #: Guest event -> (state, status text), the table of SWAMP's MonitorViewer.

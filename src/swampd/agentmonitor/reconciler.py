@@ -175,15 +175,12 @@ class Reconciler:
             if run_id is None:
                 return
             try:
-                with runlog.about(self.store.run_label(run_id)):
+                with runlog.about_run(lambda: self.store.run_label(run_id)):
                     try:
                         self.process(run_id)
-                    except Exception:
+                    except Exception:  # the registry could not even be read, or a step failed
                         log.exception("reconciling run %d failed; will retry", run_id)
                         self.queue.add_after(run_id, 5.0)
-            except Exception:  # the registry could not even be read: try again later
-                log.exception("reconciling run %d failed; will retry", run_id)
-                self.queue.add_after(run_id, 5.0)
             finally:
                 self.queue.done(run_id)
                 self._worked_at = time.monotonic()

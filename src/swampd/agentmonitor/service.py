@@ -210,13 +210,14 @@ class ViewerService:
         record: ViewerRecord | None = None
         # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
         with self.store.transaction(durable=False) as tx:
-            for rep in reports:
-                if record is None or (rep.execrunid, rep.epoch, rep.token) != (record.execrunid, record.epoch,
-                                                                               record.token):
-                    record = self._authenticated(tx, rep.execrunid, rep.epoch, rep.token)
-                change = self._apply_report(tx, record, rep)
-                if change is not None:
-                    changes.append(change)
+            for group in _by_launch(reports):
+                first = group[0]
+                record = self._authenticated(tx, first.execrunid, first.epoch, first.token)
+                with tx.saving_once(record):  # each report its transition and history; the rows once
+                    for rep in group:
+                        change = self._apply_report(tx, record, rep)
+                        if change is not None:
+                            changes.append(change)
         if record is None or not changes:
             return False
         for previous, state, source, status in changes:
@@ -363,3 +364,14 @@ def history_structs(store: Store, record: RunRecord) -> list[dict[str, Any]]:
         out.append(entry)
     return out
 
+
+def _by_launch(reports: Sequence[Report]) -> list[list[Report]]:
+    """Consecutive reports of one launch (same run, epoch and token), in order."""
+    groups: list[list[Report]] = []
+    for rep in reports:
+        if groups and (rep.execrunid, rep.epoch, rep.token) == (groups[-1][0].execrunid, groups[-1][0].epoch,
+                                                                 groups[-1][0].token):
+            groups[-1].append(rep)
+        else:
+            groups.append([rep])
+    return groups

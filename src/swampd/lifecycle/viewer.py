@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swampd.lifecycle.base import ALIVE, GONE, JobFacts, JobView, Step, removal
-from swampd.states import ACTIVE, ENDED, GOING_DOWN, MAY_LAUNCH_FROM, ViewerState, state_name
+from swampd.states import ACTIVE, ENDED, GOING_DOWN, MAY_LAUNCH_FROM, ViewerState, state_name, viewer_state
 
 #: Seconds a stop may take beyond the scheduler's own leave time before it is reported failed.
 STOP_MARGIN = 60.0
@@ -193,7 +193,7 @@ class ViewerLifecycle:
 
     @staticmethod
     def _facts(record: Any, job: JobFacts) -> Facts:
-        return Facts(ViewerState(record.state), record.launched_at, record.ready_at, record.last_request_at,
+        return Facts(viewer_state(record.state), record.launched_at, record.ready_at, record.last_request_at,
                      record.stop_requested_at, job.view, job.detail, job.leaving, job.leaving_since,
                      ended_at=record.updated_at)
 

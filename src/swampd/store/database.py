@@ -100,10 +100,15 @@ class _Reader:
     #: (AUTOINCREMENT, no run is deleted), so an entry never goes stale.
     _kinds: dict[int, str] | None = None
 
+    #: Kinds a transaction may take from the store's committed ones (never adding its own).
+    _committed_kinds: Mapping[int, str] = {}
+
     def kind_of(self, run_id: int) -> str | None:
         """The kind of run ``run_id``, None when there is no such run."""
-        if self._kinds is not None and run_id in self._kinds:
-            return self._kinds[run_id]
+        known = self._kinds if self._kinds is not None else self._committed_kinds
+        kind = known.get(run_id)
+        if kind is not None:
+            return kind
         row = self._conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             return None
@@ -167,14 +172,35 @@ class Transaction(_Reader):
     """The operations allowed inside one write transaction."""
 
     def __init__(self, conn: sqlite3.Connection, change_effects: ChangeEffects,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, committed_kinds: Mapping[int, str] | None = None) -> None:
         self._conn = conn
+        if committed_kinds is not None:
+            self._committed_kinds = committed_kinds
         self._change_effects = change_effects
         self._clock = clock
         #: Runs whose state this transaction changed (announced after it commits).
         self.changed: set[int] = set()
         #: (kind, from, to, launched_at, at) of each state change, counted once committed.
         self.transitions: list[tuple[str, int | None, int, float, float]] = []
+        #: The record ``saving_once`` holds back, and whether it changed meanwhile.
+        self._held: RunRecord | None = None
+        self._held_dirty = False
+
+    @contextmanager
+    def saving_once(self, record: RunRecord) -> Iterator[None]:
+        """Within the block, saving ``record`` (``put_run``, also through ``transition``) is done
+        once, at its end: several reports of one instant each make a transition with its history row,
+        and the run's two rows need writing only for the last.  Nothing in the block may read the
+        run back from the registry (it would see the rows as they were)."""
+        assert self._held is None and record.id, "one held, already saved record at a time"
+        self._held, self._held_dirty = record, False
+        try:
+            yield
+        finally:
+            held, dirty = self._held, self._held_dirty
+            self._held, self._held_dirty = None, False
+        if dirty:  # not after an exception: the transaction is rolled back then anyway
+            self.put_run(held)
 
     # -- the one place a state changes -----------------------------------
     def transition(self, record: RunRecord, state: int, status: str, source: str, reason: str = "") -> None:
@@ -194,6 +220,9 @@ class Transaction(_Reader):
     def put_run(self, record: RunRecord) -> None:
         """Insert or update the run and its detail row (never its state's history: see transition)."""
         record.updated_at = self._clock()
+        if record is self._held:
+            self._held_dirty = True
+            return
         # Plain attribute reads: the fields are scalars, and asdict's deep copy was a third of a launch.
         names = _RUN_NAMES
         run_values = [getattr(record, c) for c in names]
@@ -425,7 +454,7 @@ class Store(_Reader):
             if conn is None:
                 conn = self._write_conn = self._connect(check_same_thread=False)
             conn.execute("BEGIN IMMEDIATE")
-            tx = Transaction(conn, self.change_effects, self.clock)
+            tx = Transaction(conn, self.change_effects, self.clock, self._kinds)
             self._local.in_transaction = conn
             try:
                 yield tx

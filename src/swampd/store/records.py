@@ -109,9 +109,9 @@ class ViewerRecord(RunRecord):
 
     @property
     def viewer_state(self) -> Any:
-        from swampd.states import ViewerState
+        from swampd.states import viewer_state
 
-        return ViewerState(self.state)
+        return viewer_state(self.state)
 
 
 @dataclass(kw_only=True)
