@@ -238,3 +238,40 @@ def test_a_hung_host_agent_is_killed_and_replaced(monkeypatch: pytest.MonkeyPatc
         assert host.count() == 0
     finally:
         host.close()
+
+
+def test_a_start_waits_until_the_new_agent_has_taken_over_the_old_ones_jobs(tmp_path: Path) -> None:
+    """A command the dead agent started may not have bound its port yet: the new agent must hold
+    that port (adopt) before it gives one to a new job, so starts wait for the takeover."""
+    from swampd.vruntask import hostprocess
+
+    host = hostprocess.HostProcess(stop_grace=1.0, allow_root_jobs=True, one_cpu=False)
+    taking_over, finish_takeover = threading.Event(), threading.Event()
+
+    def take_over() -> None:
+        taking_over.set()
+        finish_takeover.wait(30)
+
+    host.on_restart = take_over
+    started: list[object] = []
+    try:
+        os.kill(host.pid, signal.SIGKILL)
+        assert taking_over.wait(30)
+
+        def start() -> None:
+            fd = os.open(tmp_path / "job.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                started.append(host.start(tmp_path / "no-such-job", "job.bog", "token", fd, {}))
+            except Exception as exc:  # the job's files are unusable: the agent's answer is what matters
+                started.append(exc)
+
+        caller = threading.Thread(target=start)
+        caller.start()
+        caller.join(1.0)
+        assert caller.is_alive() and not started  # held back while the jobs are handed over
+        finish_takeover.set()
+        caller.join(30)
+        assert started and not isinstance(started[0], LinkDown), started  # the new agent answered
+    finally:
+        finish_takeover.set()
+        host.close()

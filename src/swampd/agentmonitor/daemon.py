@@ -36,13 +36,14 @@ from swampd.statedir import LockHeld, PrivateLock, StateDirError, check_state_di
 from swampd.store import RegistryError, Store
 from swampd.agentmonitor.ads import AdPublisher, AdRefresher
 from swampd.agentmonitor.admission import Admission
-from swampd.agentmonitor.api import AgentMonitorAPI, viewer_report
+from swampd.agentmonitor.api import AgentMonitorAPI
 from swampd.agentmonitor.assessment_effects import AssessmentEffects
 from swampd.agentmonitor.assessments import AssessmentService
 from swampd.agentmonitor.runs_api import RunsAPI, run_report
 from swampd.lifecycle.assessment import ARUN, MRUN
 from swampd.agentmonitor.changes import ChangeFeed
 from swampd.agentmonitor.credentials import ensure_token_file
+from swampd.agentmonitor.hostreports import HostReports
 from swampd.agentmonitor.observe import Observe
 from swampd.agentmonitor.reconciler import Reconciler
 from swampd.agentmonitor.server import AgentMonitorServer, Dispatcher
@@ -279,11 +280,6 @@ class Daemon:
                     self.server.socket, server_side=True, do_handshake_on_connect=False)
             self.url = am.url or daemon_url(am.host, self.port, tls=bool(am.tls_cert))
             self.launchpad = LaunchPad(scheduler, self.state_dir / "jobs", self.url, am.tls_ca)
-            host = getattr(scheduler, "host", None)
-            if host is not None:  # its jobs report through this daemon's own dispatcher
-                host.dispatch = lambda method, body: dispatcher.call(f"agentMonitor.{method}", (body,))
-                host.dispatch_all = lambda method, bodies: dispatcher.call_in_process(f"agentMonitor.{method}",
-                                                                                      (bodies,))
             self.reconciler = Reconciler(self.store, self.launchpad, config)
             self.service = ViewerService(self.store, self.reconciler, config)
             self.changes = ChangeFeed()
@@ -296,9 +292,10 @@ class Daemon:
             self.runs = register_assessments(self.reconciler, self.store, config, self.changes)
             # Reports of one instant from the host agent, together (never reachable by a client).
             dispatcher.register_in_process(
-                "agentMonitor.viewerStatus", lambda bodies: self.service.report_all([viewer_report(b) for b in bodies]))
-            dispatcher.register_in_process(
                 "agentMonitor.runStatus", lambda bodies: self.runs.report_all([run_report(b) for b in bodies]))
+            host = getattr(scheduler, "host", None)
+            if host is not None:  # its jobs' reports, in batches, through this daemon's own dispatcher
+                host.apply_reports = HostReports(dispatcher, self.service).apply
             self.store.on_commit = lambda ids: (self.changes.publish(ids), self.runs.admission.on_commit(ids))
             dispatcher.register_namespace("agentMonitor", AgentMonitorAPI(self.service, config))
             dispatcher.register_namespace("agentMonitor", RunsAPI(self.runs))

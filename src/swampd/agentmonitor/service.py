@@ -205,27 +205,48 @@ class ViewerService:
     def report_all(self, reports: Sequence[Report]) -> bool:
         """Reports of one launch, in order, in one transaction (a hosted command's start makes three
         at one instant): one authentication and one reconciler turn, each report still its own
-        transition with its history row.  True when any changed the viewer."""
-        changes: list[tuple[int, ViewerState, str, str]] = []
-        record: ViewerRecord | None = None
+        transition with its history row.  True when any changed the viewer; SwampdError (stale,
+        wrong token) when its launch refused them."""
+        changed = False
+        for outcome in self.report_batch(_by_launch(reports)):
+            if isinstance(outcome, SwampdError):
+                raise outcome
+            changed = changed or outcome
+        return changed
+
+    def report_batch(self, groups: Sequence[Sequence[Report]]) -> list[bool | SwampdError]:
+        """Several launches' reports (each group one launch's, in order) in one transaction, as the
+        host agent sends them: per group, True when it changed its viewer, False when it was no
+        news, or the SwampdError that refused it (that group alone is undone; the others stand)."""
+        outcomes: list[bool | SwampdError] = []
+        applied: list[tuple[ViewerRecord, list[tuple[int, ViewerState, str, str]]]] = []
         # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
         with self.store.transaction(durable=False) as tx:
-            for group in _by_launch(reports):
-                first = group[0]
-                record = self._authenticated(tx, first.execrunid, first.epoch, first.token)
-                with tx.saving_once(record):  # each report its transition and history; the rows once
-                    for rep in group:
-                        change = self._apply_report(tx, record, rep)
-                        if change is not None:
-                            changes.append(change)
-        if record is None or not changes:
-            return False
-        for previous, state, source, status in changes:
-            # A new state is news for the log; a new status within one (each step of a start) is in the history.
-            log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
-                    record.execrunid, record.epoch, state_name(int(state)), source, status, extra=run_fields(record))
-        self.reconciler.enqueue(record.id)
-        return True
+            for group in groups:
+                try:
+                    with tx.savepoint():
+                        first = group[0]
+                        record = self._authenticated(tx, first.execrunid, first.epoch, first.token)
+                        changes = []
+                        with tx.saving_once(record):  # each report its transition and history; the rows once
+                            for rep in group:
+                                change = self._apply_report(tx, record, rep)
+                                if change is not None:
+                                    changes.append(change)
+                except SwampdError as exc:
+                    outcomes.append(exc)
+                    continue
+                outcomes.append(bool(changes))
+                if changes:
+                    applied.append((record, changes))
+        for record, changes in applied:
+            for previous, state, source, status in changes:
+                # A new state is news for the log; a new status within one (each step of a start) is in the history.
+                log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
+                        record.execrunid, record.epoch, state_name(int(state)), source, status,
+                        extra=run_fields(record))
+            self.reconciler.enqueue(record.id)
+        return outcomes
 
     def _apply_report(self, tx: Transaction, record: ViewerRecord,
                       rep: Report) -> tuple[int, ViewerState, str, str] | None:

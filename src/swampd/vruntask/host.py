@@ -157,6 +157,9 @@ class HostAgent:
         self._probes = Prober()
         # Collecting saves a database and hands it over: a few at a time, off the watcher's thread.
         self._finishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-collect")
+        # "Up" is reported off the prober's thread: the prober goes on probing the others while the
+        # report waits for the daemon, and the reports of many jobs coming up travel together.
+        self._up_reports = ThreadPoolExecutor(max_workers=8, thread_name_prefix="host-up")
 
     def hosts(self, launch_id: str) -> bool:
         with self._lock:
@@ -171,6 +174,7 @@ class HostAgent:
         self._probes.close()
         self._exits.close()
         self._finishers.shutdown(wait=False, cancel_futures=True)
+        self._up_reports.shutdown(wait=False, cancel_futures=True)
 
     # -- start -----------------------------------------------------------------
     def start(self, job_dir: Path, bog_file: str, token_file: str, lock_fd: int,
@@ -263,7 +267,7 @@ class HostAgent:
             deadline = time.monotonic() + hosted.job.ready_timeout
             payload = hosted.payload
             self._probes.add(hosted.launch_id, port, payload.probe_request(port), payload.up_answer,
-                             lambda: self._came_up(hosted), deadline)
+                             lambda: self._up_reports.submit(self._came_up, hosted), deadline)
 
     def _fail_to_start(self, hosted: HostedJob, reason: str) -> None:
         log.error("%s: %s", hosted.launch_id, reason)

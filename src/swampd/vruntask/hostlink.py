@@ -1,7 +1,7 @@
 """The link between the daemon and its host agent process: calls both ways over one socket pair.
 
 Why a socket pair of our own and not XML-RPC: every local launch crosses it
-three times (the start, the start's report, the "up" report), and the whole
+(its start, then its reports, many jobs' together: ``reportbatch``), and the whole
 point of a second process is to take work off the daemon's interpreter.  A
 ``SOCK_SEQPACKET`` pair keeps each message whole, carries the job's lock
 descriptor beside a start (``SCM_RIGHTS``: the agent holds the very same

@@ -22,6 +22,7 @@ from typing import Any
 from swampd import cpus, runas, runlog
 from swampd.vruntask.host import HostAgent
 from swampd.vruntask.hostlink import Link
+from swampd.vruntask.reportbatch import ReportBatcher
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     agent = HostAgent(args.stop_grace, user)
     link = Link(socket.socket(fileno=args.link_fd), Calls(agent), "host", workers=32)
-    agent.dispatch = lambda method, body: link.call("report", [method, body])
-    agent.dispatch_all = lambda method, bodies: link.call("report_all", [method, bodies])
+    reports = ReportBatcher(lambda entries: link.call("report_batch", [entries]))
+    agent.dispatch = lambda method, body: reports.call(method, [body])
+    agent.dispatch_all = reports.call
     link.start()
     link.wait_down()
     # The daemon is gone: leave now, as if killed with it (whatever is half done is what a

@@ -11,9 +11,9 @@ daemon's, on the other core.
 This class offers the agent's methods to the local scheduler unchanged: a
 call crosses the link and waits for the agent's answer; a job's lock
 descriptor crosses with its start (``SCM_RIGHTS``) and the daemon's copy is
-closed once it has.  The agent's reports come back over the same link and
-go to the daemon's dispatcher (``dispatch`` and ``dispatch_all``, wired by
-the daemon), exactly as they did in-process.
+closed once it has.  The agent's reports come back over the same link, every
+job's that gathered meanwhile in one message (``vruntask.reportbatch``), and
+go to ``apply_reports`` (``agentmonitor.hostreports``, wired by the daemon).
 
 If the agent process dies, its commands keep running (each holds its job's
 lock).  A watcher starts another agent and calls ``on_restart`` (the local
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swampd import cpus, metrics
-from swampd.vruntask.host import Dispatch, DispatchAll, StartFailed
+from swampd.vruntask.host import StartFailed
 from swampd.vruntask.hostlink import Link, LinkDown, RemoteError, pair
 from swampd.vruntask.job import JobError
 
@@ -48,6 +48,8 @@ HEALTHY_AFTER = 30.0
 #: killed and replaced, and its jobs handed to the next one.  A start stages the sandbox, which may
 #: copy a saved viewer database: minutes, never hours.
 ANSWER_WITHIN = 600.0
+#: A start waits at most this long for a new agent to have taken over the jobs of the one that died.
+TAKEOVER_WITHIN = 30.0
 
 
 class HostProcess:
@@ -56,9 +58,9 @@ class HostProcess:
     def __init__(self, stop_grace: float = 10.0, run_as: str = "", run_as_group: str = "",
                  allow_root_jobs: bool = False, one_cpu: bool = True, log_format: str = "text",
                  debug: bool = False) -> None:
-        #: Set by the daemon's wiring before any job starts.
-        self.dispatch: Dispatch | None = None
-        self.dispatch_all: DispatchAll | None = None
+        #: ``apply_reports(entries)``: a batch of the agent's reports, one outcome per entry; set by the
+        #: daemon's wiring before any job starts.
+        self.apply_reports: Callable[[Any], list[Any]] | None = None
         #: Called (on the watcher's thread) once a new agent replaced one that died.
         self.on_restart: Callable[[], None] | None = None
         options = ["--stop-grace", str(stop_grace), "--log-format", log_format]
@@ -78,6 +80,11 @@ class HostProcess:
         self._link: Link | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._incarnation = 0
+        #: Set while no job of a dead agent waits to be handed to the new one.  A start waits for it:
+        #: the new agent must hold every port its adopted jobs were given before it gives out one (a
+        #: command that had not bound its port yet when the agent died would lose it to a new job).
+        self._taken_over = threading.Event()
+        self._taken_over.set()
         self._start_agent()
         self._watcher = threading.Thread(target=self._watch, name="host-watch", daemon=True)
         self._watcher.start()
@@ -110,6 +117,7 @@ class HostProcess:
             assert link is not None and proc is not None
             started = time.monotonic()
             link.wait_down()
+            self._taken_over.clear()
             if self._closing:
                 return
             try:
@@ -135,19 +143,16 @@ class HostProcess:
                     self.on_restart()
                 except Exception:
                     log.exception("handing the new host agent its jobs failed")
+            self._taken_over.set()
 
     def _serve(self, op: str, args: list[Any], fds: list[int]) -> Any:
         """The agent's calls: its jobs' reports, for the daemon's dispatcher."""
         for fd in fds:
             os.close(fd)
-        if op == "report" and self.dispatch is not None:
-            method, body = args
-            return self.dispatch(str(method), body)
-        if op == "report_all" and self.dispatch_all is not None:
-            method, bodies = args
-            return self.dispatch_all(str(method), list(bodies))
-        if op in ("report", "report_all"):
-            raise ConnectionError("the daemon is not ready for reports yet")
+        if op == "report_batch":
+            if self.apply_reports is None:
+                raise ConnectionError("the daemon is not ready for reports yet")
+            return self.apply_reports(args[0] if len(args) == 1 else None)
         raise ValueError(f"no such call {op!r}")
 
     def _call(self, op: str, args: list[Any], fds: tuple[int, ...] = (), wait: float = 0.0) -> Any:
@@ -177,6 +182,8 @@ class HostProcess:
         or JobError as the agent's own; LinkDown when the agent went away before it answered (the
         job may have started: a retry adopts it)."""
         try:
+            if not self._taken_over.wait(TAKEOVER_WITHIN):
+                raise LinkDown("the host agent has not taken over the jobs of the one that died yet")
             return int(self._call("start", [str(job_dir), bog_file, token_file, inputs or {}], (lock_fd,)))
         except RemoteError as exc:
             if exc.kind == "StartFailed":
