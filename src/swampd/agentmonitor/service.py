@@ -61,6 +61,9 @@ class Snapshot:
     version: str = ""
 
 
+#: What one report changed: (the state before, the new state, the source, the status).
+_Change = tuple[int, ViewerState, str, str]
+
 @dataclass(frozen=True)
 class Report:
     execrunid: str
@@ -203,53 +206,61 @@ class ViewerService:
         return self.report_all([rep])
 
     def report_all(self, reports: Sequence[Report]) -> bool:
-        """Reports of one launch, in order, in one transaction (a hosted command's start makes three
-        at one instant): one authentication and one reconciler turn, each report still its own
-        transition with its history row.  True when any changed the viewer; SwampdError (stale,
-        wrong token) when its launch refused them."""
-        changed = False
-        for outcome in self.report_batch(_by_launch(reports)):
-            if isinstance(outcome, SwampdError):
-                raise outcome
-            changed = changed or outcome
-        return changed
+        """Reports of one instant, in order, in one transaction (a hosted command's start makes three):
+        one authentication per launch and one reconciler turn, each report still its own transition
+        with its history row.  True when any changed the viewer; a refused one (SwampdError: stale,
+        wrong token) undoes them all."""
+        # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
+        with self.store.transaction(durable=False) as tx:
+            applied = [self._apply_group(tx, group) for group in _by_launch(reports)]
+        self._announce(applied)
+        return any(changes for _, changes in applied)
 
     def report_batch(self, groups: Sequence[Sequence[Report]]) -> list[bool | SwampdError]:
         """Several launches' reports (each group one launch's, in order) in one transaction, as the
         host agent sends them: per group, True when it changed its viewer, False when it was no
         news, or the SwampdError that refused it (that group alone is undone; the others stand)."""
         outcomes: list[bool | SwampdError] = []
-        applied: list[tuple[ViewerRecord, list[tuple[int, ViewerState, str, str]]]] = []
-        # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
+        applied: list[tuple[ViewerRecord, list[_Change]]] = []
         with self.store.transaction(durable=False) as tx:
             for group in groups:
                 try:
                     with tx.savepoint():
-                        first = group[0]
-                        record = self._authenticated(tx, first.execrunid, first.epoch, first.token)
-                        changes = []
-                        with tx.saving_once(record):  # each report its transition and history; the rows once
-                            for rep in group:
-                                change = self._apply_report(tx, record, rep)
-                                if change is not None:
-                                    changes.append(change)
+                        record, changes = self._apply_group(tx, group)
                 except SwampdError as exc:
                     outcomes.append(exc)
                     continue
                 outcomes.append(bool(changes))
-                if changes:
-                    applied.append((record, changes))
+                applied.append((record, changes))
+        self._announce(applied)
+        return outcomes
+
+    def _apply_group(self, tx: Transaction, group: Sequence[Report]) -> tuple[ViewerRecord, list[_Change]]:
+        """One launch's reports: authenticated once, each its transition and history row, the run's
+        rows written once."""
+        first = group[0]
+        record = self._authenticated(tx, first.execrunid, first.epoch, first.token)
+        changes = []
+        with tx.saving_once(record):
+            for rep in group:
+                change = self._apply_report(tx, record, rep)
+                if change is not None:
+                    changes.append(change)
+        return record, changes
+
+    def _announce(self, applied: list[tuple[ViewerRecord, list[_Change]]]) -> None:
+        """After the commit: the log, and a reconciler turn for every viewer that changed."""
         for record, changes in applied:
+            if not changes:
+                continue
             for previous, state, source, status in changes:
                 # A new state is news for the log; a new status within one (each step of a start) is in the history.
                 log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
                         record.execrunid, record.epoch, state_name(int(state)), source, status,
                         extra=run_fields(record))
             self.reconciler.enqueue(record.id)
-        return outcomes
 
-    def _apply_report(self, tx: Transaction, record: ViewerRecord,
-                      rep: Report) -> tuple[int, ViewerState, str, str] | None:
+    def _apply_report(self, tx: Transaction, record: ViewerRecord, rep: Report) -> _Change | None:
         """Apply one report to ``record``; (the state before, the new state, the source, the status) when
         it changed anything, None when it was no news."""
         if rep.event:
