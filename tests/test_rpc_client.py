@@ -1,10 +1,10 @@
-"""The XML-RPC client's own transport and reply reader (swampd.clients.rpc_http, rpc_reply).
+"""The XML-RPC client's own transport and codec (swampd.clients.rpc_http, rpc_reply, rpc_call).
 
 Against a tiny scripted HTTP server on a real socket: one kept-alive
 connection, a second attempt when the server closed it, ``Fault`` and
 ``ProtocolError`` as ``xmlrpc.client`` raises them, a clear error and
 bounded memory on oversized or malformed answers, the Unix socket, and the
-bearer token sent.  The reply reader is compared with ``xmlrpc.client`` itself,
+bearer token sent.  The codec is compared with ``xmlrpc.client`` itself,
 on the daemon's kind of reply and on randomly damaged ones.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from swampd.clients import rpc_reply
+from swampd.clients import rpc_call, rpc_reply
 from swampd.clients.rpc import connect
 from swampd.clients.rpc_http import BadResponse, KeepAliveTransport
 
@@ -255,7 +255,7 @@ def test_a_token_that_would_split_the_header_is_refused_without_showing_it() -> 
     assert "abc" not in str(caught.value)
 
 
-# -- the reply reader, against xmlrpc.client ---------------------------------------
+# -- the codec, against xmlrpc.client ---------------------------------------
 def _outcome(read: Any, data: bytes) -> Any:
     try:
         return ("ok", read(data))
@@ -318,3 +318,16 @@ def test_replies_read_as_xmlrpc_client_reads_them() -> None:
             at = rnd.randrange(len(data) + 1)
             data[at:at + rnd.randrange(3)] = rnd.choice(pieces)
         assert _outcome(rpc_reply.loads, bytes(data)) == _outcome(reference, bytes(data)), bytes(data)
+
+
+def test_calls_written_as_xmlrpc_client_writes_them() -> None:
+    rnd = random.Random(5)
+    odd: list[Any] = [None, b"x", xmlrpc.client.DateTime(0), 2**31, -2**31 - 1, {1: "x"}, float("nan"),
+                      "\ud800", True, 2**31 - 1]
+    loop: list[Any] = []
+    loop.append(loop)
+    cases = [(value,) for value in odd] + [(loop,), ("p0", "CodeDX", "READY", 1.5), ()]
+    cases += [tuple(_value(rnd) for _ in range(rnd.randrange(4))) for _ in range(2000)]
+    for params in cases:
+        expected = _outcome(lambda p: xmlrpc.client.dumps(p, "m.x").encode("utf-8", "xmlcharrefreplace"), params)
+        assert _outcome(lambda p: rpc_call.dumps(p, "m.x"), params) == expected, params

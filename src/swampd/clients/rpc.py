@@ -10,9 +10,10 @@ who may call.  An ``https`` URL is verified against ``[agentmonitor]
 tls_ca`` when set, else against the system's trusted certificates.
 
 Plain http and the Unix socket go through our own keep-alive transport
-(:mod:`swampd.clients.rpc_http`), and replies are read by
-:mod:`swampd.clients.rpc_reply`: the same values as ``xmlrpc.client``,
-for a fraction of its CPU per call.  https stays on
+(:mod:`swampd.clients.rpc_http`), calls are written by
+:mod:`swampd.clients.rpc_call` and replies read by
+:mod:`swampd.clients.rpc_reply`: the same bytes and values as
+``xmlrpc.client``, for a fraction of its CPU per call.  https stays on
 ``xmlrpc.client.SafeTransport`` over ``http.client``.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import xmlrpc.client
 from typing import Any, NamedTuple
 
+from swampd.clients import rpc_call
 from swampd.clients.rpc_http import KeepAliveTransport
 
 DEFAULT_URL = "http://127.0.0.1:8084/"
@@ -50,6 +52,20 @@ class _Options:
         if self._token:
             headers = list(headers) + [("Authorization", f"Bearer {self._token}")]
         super().send_headers(connection, headers)  # type: ignore[misc]
+
+
+class Proxy(xmlrpc.client.ServerProxy):
+    """A ``ServerProxy`` whose calls are written by :mod:`swampd.clients.rpc_call` (the same bytes, faster)."""
+
+    def _ServerProxy__request(self, methodname: str, params: tuple[Any, ...]) -> Any:
+        # ServerProxy.__request (name-mangled; the same in Python 3.11 to 3.13) for what connect() makes.
+        if self._ServerProxy__allow_none or self._ServerProxy__encoding != "utf-8":  # type: ignore[attr-defined]
+            reference = xmlrpc.client.ServerProxy._ServerProxy__request  # type: ignore[attr-defined]
+            return reference(self, methodname, params)
+        response = self._ServerProxy__transport.request(  # type: ignore[attr-defined]
+            self._ServerProxy__host, self._ServerProxy__handler,  # type: ignore[attr-defined]
+            rpc_call.dumps(params, methodname), verbose=self._ServerProxy__verbose)  # type: ignore[attr-defined]
+        return response[0] if len(response) == 1 else response
 
 
 class TimeoutSafeTransport(_Options, xmlrpc.client.SafeTransport):
@@ -109,9 +125,9 @@ def connect(url: str, token: str | None = None, cafile: str | None = None,
     if url.startswith("unix:"):
         path = "/" + url[len("unix:"):].lstrip("/")
         transport = KeepAliveTransport(timeout, unix_path=path)
-        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=transport, allow_none=False)
+        return Proxy("http://localhost/RPC2", transport=transport, allow_none=False)
     if url.startswith("https:"):
         transport = TimeoutSafeTransport(timeout, token, cafile)
     else:
         transport = KeepAliveTransport(timeout, token)
-    return xmlrpc.client.ServerProxy(url, transport=transport, allow_none=False)
+    return Proxy(url, transport=transport, allow_none=False)
