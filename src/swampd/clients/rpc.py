@@ -8,14 +8,23 @@ The daemon's URL is ``--url``, else ``SWAMPD_URL``, else the config file's
 Through the Unix socket no token is needed: its file mode and group decide
 who may call.  An ``https`` URL is verified against ``[agentmonitor]
 tls_ca`` when set, else against the system's trusted certificates.
+
+Plain http and the Unix socket go through our own keep-alive transport
+(:mod:`swampd.clients.rpc_http`), calls are written by
+:mod:`swampd.clients.rpc_call` and replies read by
+:mod:`swampd.clients.rpc_reply`: the same bytes and values as
+``xmlrpc.client``, for a fraction of its CPU per call.  https stays on
+``xmlrpc.client.SafeTransport`` over ``http.client``.
 """
 from __future__ import annotations
 
 import http.client
 import os
-import socket
 import xmlrpc.client
 from typing import Any, NamedTuple
+
+from swampd.clients import rpc_call
+from swampd.clients.rpc_http import KeepAliveTransport
 
 DEFAULT_URL = "http://127.0.0.1:8084/"
 
@@ -45,44 +54,18 @@ class _Options:
         super().send_headers(connection, headers)  # type: ignore[misc]
 
 
-class TimeoutTransport(_Options, xmlrpc.client.Transport):
-    """Plain HTTP, kept alive."""
+class Proxy(xmlrpc.client.ServerProxy):
+    """A ``ServerProxy`` whose calls are written by :mod:`swampd.clients.rpc_call` (the same bytes, faster)."""
 
-    def __init__(self, timeout: float, token: str | None) -> None:
-        super().__init__()
-        self._timeout, self._token = timeout, token
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a Unix-domain socket."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class UnixTransport(xmlrpc.client.Transport):
-    """XML-RPC through the daemon's Unix socket, kept alive; no token (the socket's mode decides)."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__()
-        self._path, self._timeout = path, timeout
-
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
-        if self._connection and host == self._connection[0]:
-            return self._connection[1]
-        self._connection = host, UnixHTTPConnection(self._path, self._timeout)
-        return self._connection[1]
+    def _ServerProxy__request(self, methodname: str, params: tuple[Any, ...]) -> Any:
+        # ServerProxy.__request (name-mangled; the same in Python 3.11 to 3.13) for what connect() makes.
+        if self._ServerProxy__allow_none or self._ServerProxy__encoding != "utf-8":  # type: ignore[attr-defined]
+            reference = xmlrpc.client.ServerProxy._ServerProxy__request  # type: ignore[attr-defined]
+            return reference(self, methodname, params)
+        response = self._ServerProxy__transport.request(  # type: ignore[attr-defined]
+            self._ServerProxy__host, self._ServerProxy__handler,  # type: ignore[attr-defined]
+            rpc_call.dumps(params, methodname), verbose=self._ServerProxy__verbose)  # type: ignore[attr-defined]
+        return response[0] if len(response) == 1 else response
 
 
 class TimeoutSafeTransport(_Options, xmlrpc.client.SafeTransport):
@@ -141,10 +124,10 @@ def connect(url: str, token: str | None = None, cafile: str | None = None,
     transport: xmlrpc.client.Transport
     if url.startswith("unix:"):
         path = "/" + url[len("unix:"):].lstrip("/")
-        return xmlrpc.client.ServerProxy("http://localhost/RPC2", transport=UnixTransport(path, timeout),
-                                         allow_none=False)
+        transport = KeepAliveTransport(timeout, unix_path=path)
+        return Proxy("http://localhost/RPC2", transport=transport, allow_none=False)
     if url.startswith("https:"):
         transport = TimeoutSafeTransport(timeout, token, cafile)
     else:
-        transport = TimeoutTransport(timeout, token)
-    return xmlrpc.client.ServerProxy(url, transport=transport, allow_none=False)
+        transport = KeepAliveTransport(timeout, token)
+    return Proxy(url, transport=transport, allow_none=False)
