@@ -128,3 +128,23 @@ def test_report_all_still_raises_for_its_launch(service: ViewerService) -> None:
     with pytest.raises(SwampdError):
         service.report_all([viewer_report(report(service, "a", event="VIEWERUP", token="forged"))])
     assert service.report_all([viewer_report(report(service, "a", event="RUNSHSTART"))]) is True
+
+
+def test_a_reconciler_turn_follows_a_new_state_or_new_side_effects_only(service: ViewerService,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    turns: list[int] = []
+    monkeypatch.setattr(service.reconciler, "enqueue", turns.append)
+    service.launch(LaunchRequest("a", "CodeDX"))
+    record = service.store.get_viewer("a", "CodeDX")
+    turns.clear()
+    batch = HostReports(Dispatcher(), service)
+    batch.apply([["viewerStatus", [report(service, "a", event="RUNSHSTART"),
+                                   report(service, "a", event="WROTEIPADDR", vmip="127.0.0.1:4001")]]])
+    assert turns == []  # the steps of a start: a new status, the same state, nothing to do
+    batch.apply([["viewerStatus", [report(service, "a", event="VIEWERUP")]]])
+    assert turns == [record.id]
+    service.store.change_effects = {"vrun": ("advertise",)}  # a status that must reach the outside
+    service.launch(LaunchRequest("b", "CodeDX"))
+    turns.clear()
+    batch.apply([["viewerStatus", [report(service, "b", event="RUNSHSTART")]]])
+    assert turns == [service.store.get_viewer("b", "CodeDX").id]

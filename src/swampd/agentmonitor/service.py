@@ -213,7 +213,7 @@ class ViewerService:
         # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
         with self.store.transaction(durable=False) as tx:
             applied = [self._apply_group(tx, group) for group in _by_launch(reports)]
-        self._announce(applied)
+        self._announce(applied, tx.enqueued)
         return any(changes for _, changes in applied)
 
     def report_batch(self, groups: Sequence[Sequence[Report]]) -> list[bool | SwampdError]:
@@ -232,7 +232,7 @@ class ViewerService:
                     continue
                 outcomes.append(bool(changes))
                 applied.append((record, changes))
-        self._announce(applied)
+        self._announce(applied, tx.enqueued)
         return outcomes
 
     def _apply_group(self, tx: Transaction, group: Sequence[Report]) -> tuple[ViewerRecord, list[_Change]]:
@@ -248,17 +248,20 @@ class ViewerService:
                     changes.append(change)
         return record, changes
 
-    def _announce(self, applied: list[tuple[ViewerRecord, list[_Change]]]) -> None:
-        """After the commit: the log, and a reconciler turn for every viewer that changed."""
+    def _announce(self, applied: list[tuple[ViewerRecord, list[_Change]]], enqueued: set[int]) -> None:
+        """After the commit: the log, and a reconciler turn for every viewer whose state changed or that
+        was given side effects.  A new status within the same state (the steps of a start) changes
+        nothing the lifecycle looks at, and its deadlines are already set: no turn for it."""
         for record, changes in applied:
-            if not changes:
-                continue
+            new_state = False
             for previous, state, source, status in changes:
+                new_state = new_state or int(state) != previous
                 # A new state is news for the log; a new status within one (each step of a start) is in the history.
                 log.log(logging.INFO if int(state) != previous else logging.DEBUG, "%s epoch %d -> %s (%s): %s",
                         record.execrunid, record.epoch, state_name(int(state)), source, status,
                         extra=run_fields(record))
-            self.reconciler.enqueue(record.id)
+            if new_state or record.id in enqueued:
+                self.reconciler.enqueue(record.id)
 
     def _apply_report(self, tx: Transaction, record: ViewerRecord, rep: Report) -> _Change | None:
         """Apply one report to ``record``; (the state before, the new state, the source, the status) when

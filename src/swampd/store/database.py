@@ -182,6 +182,8 @@ class Transaction(_Reader):
         self.changed: set[int] = set()
         #: (kind, from, to, launched_at, at) of each state change, counted once committed.
         self.transitions: list[tuple[str, int | None, int, float, float]] = []
+        #: Runs this transaction gave outbox items (a reconciler turn has work for them).
+        self.enqueued: set[int] = set()
         #: The record ``saving_once`` holds back, and whether it changed meanwhile.
         self._held: RunRecord | None = None
         self._held_dirty = False
@@ -190,14 +192,14 @@ class Transaction(_Reader):
     def savepoint(self) -> Iterator[None]:
         """A part of the transaction that is undone alone if it fails (one launch's reports in a
         batch of several): its rows, and the changes it would have announced and counted."""
-        changed, counted = set(self.changed), len(self.transitions)
+        changed, enqueued, counted = set(self.changed), set(self.enqueued), len(self.transitions)
         self._conn.execute("SAVEPOINT part")
         try:
             yield
         except BaseException:
             self._conn.execute("ROLLBACK TO part")
             self._conn.execute("RELEASE part")
-            self.changed = changed
+            self.changed, self.enqueued = changed, enqueued
             del self.transitions[counted:]
             raise
         self._conn.execute("RELEASE part")
@@ -277,6 +279,7 @@ class Transaction(_Reader):
     def enqueue(self, record: RunRecord, effect: str, payload: dict[str, Any] | None = None,
                 not_before: float = 0.0) -> int:
         """Record a side effect to perform for ``record``'s current launch (not before ``not_before``)."""
+        self.enqueued.add(record.id)
         cur = self._conn.execute(
             "INSERT INTO outbox (run_id, epoch, effect, payload, attempts, next_at, created_at)"
             " VALUES (?, ?, ?, ?, 0, ?, ?)",
