@@ -37,3 +37,23 @@ def test_a_change_answers_its_waiter_and_wakes_version_waiters() -> None:
     answers: list[object] = []
     waiter.then(answers.append)
     assert answers == ["READY"] and feed.waiting() == 0
+
+
+def test_a_change_published_while_a_waiter_registers_is_not_missed_and_none_costs_no_second_read() -> None:
+    feed = ChangeFeed()
+    reads: list[int] = []
+
+    def check_racing() -> str | None:
+        reads.append(1)
+        if len(reads) == 1:  # the change commits right after this first read, before the watcher is in
+            feed.publish({7})
+            return None
+        return "READY"
+
+    racing = feed.watch(7, check_racing, 60)
+    assert racing.done and len(reads) == 2
+    quiet_reads: list[int] = []
+    quiet = feed.watch(8, lambda: quiet_reads.append(1), 60)
+    assert not quiet.done and quiet_reads == [1]  # nothing published meanwhile: one read
+    feed.publish({8})
+    assert quiet_reads == [1, 1]

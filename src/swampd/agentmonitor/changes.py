@@ -121,6 +121,7 @@ class ChangeFeed:
     def watch(self, run_id: int | None, check: Callable[[], T | None], timeout: float) -> Deferred[T | None]:
         """``check()`` now and after every change of ``run_id`` (of any run when None); resolved with
         its first answer that is not None, or with None once ``timeout`` seconds have passed."""
+        seen = self.version  # before the check reads anything
         answer = check()
         if answer is not None or timeout <= 0:
             return Deferred.of(answer)
@@ -136,10 +137,13 @@ class ChangeFeed:
                 self._earlier.notify()
             heapq.heappush(self._deadlines, (due, next(self._ids), watcher))
             self._ensure_timer()
-        # A change committed between the first check and the registration is not missed:
-        answer = check()
-        if answer is not None:
-            self._finish(watcher, answer)
+            missed = self.version != seen
+        # A change published between the first check and the registration is not missed (one
+        # published later finds the watcher); with none, the first check's answer stands.
+        if missed:
+            answer = check()
+            if answer is not None:
+                self._finish(watcher, answer)
         return deferred
 
     def changed_since(self, seen: int) -> tuple[int, set[int] | None]:
