@@ -17,6 +17,7 @@ Modules, one job each:
 
 - ``httpwire``   request heads (strict) and responses — pure
 - ``xmlrpcwire`` incremental methodCall parsing with value checks — pure
+- ``smallcalls`` small calls in xmlrpc.client's own layout, read without expat — pure
 - ``responsewire`` methodResponse bodies, the standard library's bytes, fast — pure
 - ``bodies``     request body decoding (identity, deflate, gzip) with a cap — pure
 - ``limits``     the configured limits and the file-descriptor budget

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from swampd.agentmonitor.transport.bodies import BodyDecoder
 from swampd.agentmonitor.transport.httpwire import RequestHead
-from swampd.agentmonitor.transport.xmlrpcwire import CallReader, RequestRefused
+from swampd.agentmonitor.transport.smallcalls import SmallFirstReader
+from swampd.agentmonitor.transport.xmlrpcwire import RequestRefused
 
 
 class FormReader:
@@ -61,7 +62,7 @@ class Connection:
     authorized: bool = False
     large: bool = False
     decoder: BodyDecoder | None = None
-    reader: CallReader | FormReader | None = None
+    reader: SmallFirstReader | FormReader | None = None
     refused: str = ""
     #: The body is a form (the dashboard's login), kept as bytes instead of parsed as XML-RPC.
     form: bool = False
@@ -102,7 +103,7 @@ class Connection:
 
     def start_body(self, head: RequestHead, length: int, decoder: BodyDecoder, form: bool = False) -> None:
         self.head, self.remaining, self.decoder, self.form = head, length, decoder, form
-        self.reader, self.refused = (FormReader() if form else CallReader()), ""
+        self.reader, self.refused = (FormReader() if form else SmallFirstReader()), ""
 
     def take_body(self, data: bytes) -> None:
         """Feed body bytes onward; a bad request is remembered, an oversized one raises HttpError."""
