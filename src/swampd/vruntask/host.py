@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from swampd import cpus, runas
-from swampd.bog import write_private
+from swampd.bog import write_new_private
 from swampd.failpoints import failpoint
 from swampd.jobdir import write_exit_status, write_spawn_record
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
@@ -482,12 +482,13 @@ class HostAgent:
 
 
 def _load(job_dir: Path, bog_file: str, token_file: str, inputs: dict[str, str]) -> Job:
-    """The job, from the files the daemon sent (written first) or already in its directory."""
+    """The job, from the files the daemon sent (written first, parsed from memory) or already in its
+    directory."""
     for name, text in inputs.items():
-        if Path(name).name != name:  # a name, never a path: the daemon's own, but checked
+        if not name or "/" in name or name in (".", ".."):  # a name, never a path: the daemon's own, but checked
             raise JobError(f"input file name {name!r} is not a plain name")
-        write_private(job_dir / name, text)
-    return load_job(job_dir, bog_file, token_file)
+        write_new_private(os.path.join(job_dir, name), text)
+    return load_job(job_dir, bog_file, token_file, inputs)
 
 
 def _owning(lock_fd: int, step: Callable[[], T]) -> T:
