@@ -16,6 +16,7 @@ waiting when the link goes down fails with ``LinkDown``.
 """
 from __future__ import annotations
 
+import array
 import json
 import logging
 import os
@@ -115,10 +116,13 @@ class Link:
 
     # -- reading ---------------------------------------------------------------
     def _read(self) -> None:
+        # One buffer for every message: ``socket.recv_fds`` allocates the largest message's size per
+        # call (a fresh mmap, a page fault, an mremap and a munmap for each message of a few hundred bytes).
+        buffer = bytearray(MAX_MESSAGE)
         try:
             while True:
                 try:
-                    data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+                    data, fds, flags = _receive(self.sock, buffer)
                 except InterruptedError:
                     continue
                 except OSError:
@@ -204,6 +208,21 @@ def _error(message: dict[str, Any]) -> Exception:
     if kind in ("LinkDown", "ConnectionError"):
         return LinkDown(text)
     return RemoteError(kind, text)
+
+
+#: Room for the descriptors of one message.
+_FDS_SPACE = socket.CMSG_LEN(MAX_FDS * array.array("i").itemsize)
+
+
+def _receive(sock: socket.socket, buffer: bytearray) -> tuple[bytes, list[int], int]:
+    """One message into ``buffer`` (``socket.recv_fds`` without a new buffer per call): its bytes, the
+    descriptors that came with it, and the flags."""
+    size, ancdata, flags, _ = sock.recvmsg_into([buffer], _FDS_SPACE)
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
+    return bytes(memoryview(buffer)[:size]), list(fds), flags
 
 
 def _close_all(fds: list[int]) -> None:
