@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from swampd.bog import BogError, format_bog, parse_bog, read_bog, write_private
+from swampd.bog import BogError, format_bog, parse_bog, read_bog, write_new_private, write_private
 
 
 def test_round_trip_in_sorted_order_without_empty_values():
@@ -28,6 +28,30 @@ def test_private_write_is_0600(tmp_path):
     write_private(path, format_bog({"apikey": "secret"}))
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert read_bog(path)["apikey"] == "secret"
+
+
+def test_a_new_private_file_is_written_in_place_0600(tmp_path):
+    path = tmp_path / "x.bog"
+    write_new_private(str(path), "apikey=secret\n")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and read_bog(path) == {"apikey": "secret"}
+    assert os.listdir(tmp_path) == ["x.bog"]
+
+
+def test_a_new_private_file_that_exists_is_replaced_whole(tmp_path):
+    """A start tried again after its writer died half way: the old file is replaced atomically, private."""
+    path = tmp_path / "token"
+    path.write_text("half wri")
+    os.chmod(path, 0o644)
+    write_new_private(path, "the token\n")
+    assert path.read_text() == "the token\n" and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_new_private_file_never_follows_a_symlink(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / "token").symlink_to(target)
+    write_new_private(tmp_path / "token", "the token\n")
+    assert target.read_text() == "untouched" and not (tmp_path / "token").is_symlink()
 
 
 def test_garbage_line_is_an_error():

@@ -157,6 +157,27 @@ def test_calls_go_both_ways_and_a_descriptor_crosses_with_one(linked: Any, tmp_p
     assert b.call("hello", []) == "a's answer" and seen == ["hello"]
 
 
+def test_messages_received_into_one_buffer_come_out_whole_with_their_descriptors(tmp_path: Path) -> None:
+    from swampd.vruntask.hostlink import _receive
+
+    one, two = pair()
+    buffer = bytearray(MAX_MESSAGE)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        socket.send_fds(one, [b"x" * 5000], [fd])
+        one.send(b"short")
+        size, fds, flags = _receive(two, buffer)
+        assert (size, bytes(buffer[:size]), len(fds), flags) == (5000, b"x" * 5000, 1, 0)
+        assert os.path.samestat(os.fstat(fds[0]), os.fstat(fd))
+        os.close(fds[0])
+        size, fds, flags = _receive(two, buffer)
+        assert (bytes(buffer[:size]), fds, flags) == (b"short", [], 0)  # nothing left over from the longer one
+    finally:
+        os.close(fd)
+        one.close()
+        two.close()
+
+
 def test_failures_come_back_as_what_they_were(linked: Any) -> None:
     def fails(op: str, args: list[Any], fds: list[int]) -> Any:
         if op == "fault":

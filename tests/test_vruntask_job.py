@@ -99,6 +99,16 @@ def test_without_a_report_identity_nothing_can_be_reported(tmp_path: Path, chang
     assert caught.value.target is None
 
 
+def test_texts_at_hand_are_parsed_instead_of_read_back(tmp_path: Path) -> None:
+    texts = {"job.bog": format_bog(GOOD), "token": "t" * 32 + "\n"}
+    job = load_job(tmp_path, "job.bog", "token", texts)  # nothing on disk: taken from memory
+    write_job(tmp_path, GOOD)
+    assert job == load_job(tmp_path, "job.bog", "token") and dict(job.bog) == dict(load_job(tmp_path, "job.bog", "token").bog)
+    assert load_job(tmp_path, "job.bog", "token", {"token": "other\n"}).target.token == "other"  # BOG read
+    with pytest.raises(JobError, match="not a file name"):
+        load_job(tmp_path, "..", "token", texts)
+
+
 def test_file_names_must_be_plain_and_the_files_readable(tmp_path: Path) -> None:
     write_job(tmp_path, GOOD)
     with pytest.raises(JobError, match="not a file name"):

@@ -69,6 +69,26 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_new_private(path: Path | str, text: str) -> None:
+    """Write a private (0600) file that does not exist yet: created in place, without the temporary
+    file and rename of ``write_private`` (a rename and a path join less per file, five files per launch).
+
+    For the inputs of a launch, written into its fresh directory before anything that reads them
+    is started: nobody can see the file half written.  A file that exists already (a start tried
+    again after its writer died, possibly half way through) is replaced atomically as
+    ``write_private`` does.  ``O_EXCL`` also refuses to follow a symlink planted at ``path``.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        write_private(Path(path), text)
+        return
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def read_bog(path: Path) -> dict[str, str]:
     try:
         return parse_bog(Path(path).read_text(encoding="utf-8"))

@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from swampd.fileops import replace_text
+
 #: The report token of the launch (0600); its name is passed to vruntask, never the token.
 TOKEN_FILE = "token"
 #: The local scheduler's liveness lock: held by the job's processes while any of them lives.
@@ -37,9 +39,7 @@ def bog_file_name(execrunid: str) -> str:
 
 def write_exit_status(job_dir: Path, code: int) -> None:
     """Record the job's exit status atomically, so an observer can tell success from a kill."""
-    tmp = Path(job_dir) / (EXIT_FILE + ".tmp")
-    tmp.write_text(f"{code}\n", encoding="utf-8")
-    os.replace(tmp, Path(job_dir) / EXIT_FILE)
+    replace_text(os.path.join(job_dir, EXIT_FILE), f"{code}\n")
 
 
 def write_spawn_record(job_dir: Path, pid: int, hosted: bool = False) -> None:
@@ -49,9 +49,7 @@ def write_spawn_record(job_dir: Path, pid: int, hosted: bool = False) -> None:
     if hosted:
         record["host"] = True
     record["at"] = time.time()
-    tmp = Path(job_dir) / (SPAWNED_FILE + ".tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, Path(job_dir) / SPAWNED_FILE)
+    replace_text(os.path.join(job_dir, SPAWNED_FILE), json.dumps(record))
 
 
 def read_exit_status(job_dir: Path) -> int | None:

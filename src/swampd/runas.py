@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swampd.fileops import make_dir
+
 
 class RunAsError(Exception):
     """Jobs cannot run as configured; the message says why and what to set."""
@@ -147,7 +149,7 @@ def prepare_job_dir(job_dir: Path, user: JobUser) -> tuple[Path, Path]:
     """
     in_dir, out_dir = job_dir / "in", job_dir / "out"
     for path in (job_dir, in_dir, out_dir):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dir(path, 0o700)
     if not switches_user(user):
         return in_dir, out_dir
     daemon_uid = os.geteuid()

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from swampd import cpus, runas
-from swampd.bog import write_private
+from swampd.bog import write_new_private
+from swampd.fileops import open_append
 from swampd.failpoints import failpoint
 from swampd.jobdir import write_exit_status, write_spawn_record
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
@@ -151,6 +152,8 @@ class HostAgent:
         #: user's identity when there is one (made once: it is the same for every job).
         self._environment = ({k: v for k, v in os.environ.items() if not k.startswith("SWAMPD_")} if user is None
                              else runas.job_environment(user, dict(os.environ)))
+        #: Every command's stdin, as ``subprocess.DEVNULL`` gives it (opened once, not once per start).
+        self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._lock = threading.Lock()
         self._exits = ExitWatcher()
         self._ports = PortPool()
@@ -226,10 +229,14 @@ class HostAgent:
         """Start the command in a session of its own, holding the job's lock; OSError if it cannot."""
         sandbox = hosted.staging.sandbox
         as_user = runas.popen_kwargs(self.user) if self.user is not None else {}
-        with open(sandbox.out_dir / "viewer.log", "ab") as out, cpus.for_a_child():
-            hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, env=self._environment,
-                                           pass_fds=(hosted.lock_fd,), start_new_session=True, **as_user)
+        out = open_append(os.path.join(sandbox.out_dir, "viewer.log"))
+        try:
+            with cpus.for_a_child():
+                hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=self._devnull, stdout=out,
+                                               stderr=subprocess.STDOUT, env=self._environment,
+                                               pass_fds=(hosted.lock_fd,), start_new_session=True, **as_user)
+        finally:
+            os.close(out)
         hosted.pid = hosted.proc.pid
         hosted.started_at = time.monotonic()
 
@@ -482,12 +489,13 @@ class HostAgent:
 
 
 def _load(job_dir: Path, bog_file: str, token_file: str, inputs: dict[str, str]) -> Job:
-    """The job, from the files the daemon sent (written first) or already in its directory."""
+    """The job, from the files the daemon sent (written first, parsed from memory) or already in its
+    directory."""
     for name, text in inputs.items():
-        if Path(name).name != name:  # a name, never a path: the daemon's own, but checked
+        if not name or "/" in name or name in (".", ".."):  # a name, never a path: the daemon's own, but checked
             raise JobError(f"input file name {name!r} is not a plain name")
-        write_private(job_dir / name, text)
-    return load_job(job_dir, bog_file, token_file)
+        write_new_private(os.path.join(job_dir, name), text)
+    return load_job(job_dir, bog_file, token_file, inputs)
 
 
 def _owning(lock_fd: int, step: Callable[[], T]) -> T:

@@ -16,14 +16,14 @@ waiting when the link goes down fails with ``LinkDown``.
 """
 from __future__ import annotations
 
+import array
 import json
 import logging
 import os
 import socket
 import threading
 import xmlrpc.client
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,38 @@ class RemoteError(Exception):
         self.message = message
 
 
+class _Reply:
+    """A call's answer, for the caller waiting on it: a lock held until the answer is in (a
+    ``Future`` makes a condition, an RLock and a waiter lock per call).  Set once: whoever takes
+    the call out of ``Link._pending`` sets it."""
+
+    __slots__ = ("_in", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._in = threading.Lock()
+        self._in.acquire()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def answer(self, value: Any) -> None:
+        self._value = value
+        self._in.release()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._in.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Whether the answer came within ``timeout`` seconds (None: however long it takes)."""
+        return self._in.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+
+    def result(self) -> Any:
+        """The answer, or the failure raised (once ``wait`` said it came)."""
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class Link:
     """One end of the pair: ``call`` the other side; serve its calls with ``handler``."""
 
@@ -57,7 +89,7 @@ class Link:
         self.name = name
         self._handler = handler
         self._send_lock = threading.Lock()
-        self._pending: dict[int, Future[Any]] = {}
+        self._pending: dict[int, _Reply] = {}
         self._pending_lock = threading.Lock()
         self._ids = 0
         self._down = threading.Event()
@@ -80,28 +112,27 @@ class Link:
         carried out); RemoteError, or ``xmlrpc.client.Fault`` for a fault,
         when the other side's handler failed.
         """
-        future: Future[Any] = Future()
+        reply = _Reply()
         with self._pending_lock:
             if self._down.is_set():
                 raise LinkDown(f"{self.name}: the link is down")
             self._ids += 1
             call_id = self._ids
-            self._pending[call_id] = future
+            self._pending[call_id] = reply
         try:
             self._send({"id": call_id, "op": op, "args": args}, fds)
         except BaseException:
             with self._pending_lock:
                 self._pending.pop(call_id, None)
             raise
-        try:
-            return future.result(timeout)
-        except FutureTimeout:
+        if not reply.wait(timeout):
             with self._pending_lock:
                 self._pending.pop(call_id, None)
-            raise TimeoutError(f"{self.name}: no answer to {op} within {timeout:.0f}s") from None
+            raise TimeoutError(f"{self.name}: no answer to {op} within {timeout:.0f}s")
+        return reply.result()
 
     def _send(self, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode()
+        data = _encode(message).encode()
         if len(data) > MAX_MESSAGE:
             raise ValueError(f"{self.name}: a message of {len(data)} bytes is over the link's {MAX_MESSAGE}")
         try:
@@ -115,23 +146,26 @@ class Link:
 
     # -- reading ---------------------------------------------------------------
     def _read(self) -> None:
+        # One buffer for every message: ``socket.recv_fds`` allocates the largest message's size per
+        # call (a fresh mmap, a page fault, an mremap and a munmap for each message of a few hundred bytes).
+        buffer = bytearray(MAX_MESSAGE)
         try:
             while True:
                 try:
-                    data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+                    size, fds, flags = _receive(self.sock, buffer)
                 except InterruptedError:
                     continue
                 except OSError:
                     break
-                if not data:
+                if not size:
                     _close_all(fds)
                     break
-                if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                if flags & _TRUNCATED:
                     log.error("%s: a message over the link's limits was dropped", self.name)
                     _close_all(fds)
                     continue
-                try:
-                    message = json.loads(data)
+                try:  # decoded straight from the buffer (both ends send UTF-8)
+                    message = json.loads(str(memoryview(buffer)[:size], "utf-8", "surrogatepass"))
                 except ValueError:
                     message = None
                 if not isinstance(message, dict):
@@ -146,13 +180,13 @@ class Link:
         if "re" in message:
             _close_all(fds)
             with self._pending_lock:
-                future = self._pending.pop(message["re"], None)
-            if future is None:
+                reply = self._pending.pop(message["re"], None)
+            if reply is None:
                 return
             if "err" in message:
-                future.set_exception(_error(message))
+                reply.fail(_error(message))
             else:
-                future.set_result(message.get("ok"))
+                reply.answer(message.get("ok"))
             return
         try:
             self._pool.submit(self._serve, message, fds)
@@ -179,8 +213,8 @@ class Link:
         with self._pending_lock:
             self._down.set()
             pending, self._pending = self._pending, {}
-        for future in pending.values():
-            future.set_exception(LinkDown(f"{self.name}: the other side went away"))
+        for reply in pending.values():
+            reply.fail(LinkDown(f"{self.name}: the other side went away"))
 
     def close(self) -> None:
         """Stop serving and hang up (the other side sees end of file)."""
@@ -204,6 +238,25 @@ def _error(message: dict[str, Any]) -> Exception:
     if kind in ("LinkDown", "ConnectionError"):
         return LinkDown(text)
     return RemoteError(kind, text)
+
+
+#: Flags of a message cut short (a plain int: ``MsgFlag`` operators cost microseconds per message).
+_TRUNCATED = int(socket.MSG_TRUNC | socket.MSG_CTRUNC)
+#: Messages as compact JSON (one encoder, not one made per ``json.dumps`` call with separators).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+#: Room for the descriptors of one message.
+_FDS_SPACE = socket.CMSG_LEN(MAX_FDS * array.array("i").itemsize)
+
+
+def _receive(sock: socket.socket, buffer: bytearray) -> tuple[int, list[int], int]:
+    """One message into ``buffer`` (``socket.recv_fds`` without a new buffer per call): its size, the
+    descriptors that came with it, and the flags."""
+    size, ancdata, flags, _ = sock.recvmsg_into([buffer], _FDS_SPACE)
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
+    return size, list(fds), flags
 
 
 def _close_all(fds: list[int]) -> None:

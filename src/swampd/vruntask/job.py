@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from swampd.bog import BogError, read_bog
+from swampd.bog import BogError, parse_bog, read_bog
 from swampd.identifiers import VIEWER_NAME_RE, execrunid as viewer_execrunid, is_identifier
 
 #: Run id prefix -> kind of run, the first that matches.  Kinds are the daemon's: a viewer's run
@@ -188,21 +188,29 @@ class Job:
             raise JobError(str(exc), target, kind) from None
 
 
-def load_job(job_dir: Path, bog_name: str, token_name: str) -> Job:
-    """Read the BOG and the report token from the job directory, once."""
+def load_job(job_dir: Path, bog_name: str, token_name: str, texts: Mapping[str, str] | None = None) -> Job:
+    """Read the BOG and the report token from the job directory, once.
+
+    ``texts``: file contents by name that the caller has at hand because it just wrote them (the
+    host agent writes what the daemon sent): parsed from memory, not read back from the files.
+    """
     job_dir = Path(job_dir)
     for what, name in (("BOG", bog_name), ("token file", token_name)):
         if not name or "/" in name or name in (".", ".."):
             raise JobError(f"the {what} name {name!r} is not a file name in the job directory")
+    texts = texts or {}
+    bog_text = texts.get(bog_name)
     try:
-        values = read_bog(job_dir / bog_name)
+        values = read_bog(job_dir / bog_name) if bog_text is None else parse_bog(bog_text)
     except BogError as exc:
         raise JobError(str(exc)) from None
-    try:
-        token = (job_dir / token_name).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise JobError(f"cannot read the report token: {exc.strerror}") from None
-    return Job.from_bog(values, job_dir, token, bog_name, token_name)
+    token = texts.get(token_name)
+    if token is None:
+        try:
+            token = (job_dir / token_name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise JobError(f"cannot read the report token: {exc.strerror}") from None
+    return Job.from_bog(values, job_dir, token.strip(), bog_name, token_name)
 
 
 def kind_of(execrunid: str) -> str:

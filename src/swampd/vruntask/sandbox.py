@@ -10,12 +10,14 @@ types they meet through live here, so neither imports the other:
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
+from swampd.fileops import append_text, make_dir, touch
 from swampd.vruntask.events import EVENTS_FILE, IP_FILE
 
 
@@ -47,12 +49,16 @@ class Sandbox:
     def ip_file(self) -> Path:
         return self.out_dir / IP_FILE
 
+    @cached_property
+    def _run_out(self) -> str:
+        return os.path.join(self.out_dir, "run.out")
+
     def lay_out(self) -> None:
         """The directories and the empty signal files, before anyone writes into them."""
-        self.in_dir.mkdir(parents=True, exist_ok=True)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.in_dir)
+        make_dir(self.out_dir)
         for path in (self.events_file, self.ip_file):
-            path.touch(exist_ok=True)
+            touch(path)
 
     def record_event(self, name: str, message: str = "") -> None:
         """Write an event as a guest's run.sh does: the name alone to the events file."""
@@ -61,14 +67,11 @@ class Sandbox:
     def record_events(self, *events: tuple[str, str]) -> None:
         """Write events of one instant, in order, with one write to each file."""
         now = time.strftime('%Y-%m-%d %H:%M:%S')
-        with open(self.out_dir / "run.out", "a", encoding="utf-8") as log:
-            log.write("".join(f"{now} {name} {message}\n" for name, message in events))
-        with open(self.events_file, "a", encoding="utf-8") as out:
-            out.write("".join(f"{name}\n" for name, _ in events))
+        append_text(self._run_out, "".join(f"{now} {name} {message}\n" for name, message in events))
+        append_text(self.events_file, "".join(f"{name}\n" for name, _ in events))
 
     def write_address(self, address: str) -> None:
-        with open(self.ip_file, "a", encoding="utf-8") as fh:
-            fh.write(f"{address}\n")
+        append_text(self.ip_file, f"{address}\n")
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
 ``ExitWatcher`` holds a pidfd per running command in one epoll set: the
 kernel wakes it the moment a command ends, so a thousand idle viewers cost
-one thread blocked in ``select`` and no CPU.  (Readiness is ``prober``'s.)
+one thread blocked in ``epoll_wait`` and no CPU.  A new pidfd is added to
+the set by the thread that starts watching it (epoll allows that while
+another thread waits): the watcher is not woken for every start, only for
+every end.  (Readiness is ``prober``'s.)
 """
 from __future__ import annotations
 
 import logging
 import os
-import selectors
+import select
 import threading
 from typing import Callable
 
@@ -28,11 +31,12 @@ class ExitWatcher:
     """Calls ``on_exit(code)`` once when a watched process ends (``code`` None if not our child)."""
 
     def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
-        self._wakeup = Wakeup()
-        self._selector.register(self._wakeup.reader, selectors.EVENT_READ, None)
+        self._epoll = select.epoll()
+        self._wakeup = Wakeup()  # only to stop the thread
+        self._epoll.register(self._wakeup.reader.fileno(), select.EPOLLIN)
         self._lock = threading.Lock()
-        self._pending: list[tuple[int, int, bool, Callable[[int | None], None]]] = []
+        #: pidfd -> (pid, our child?, on_exit), for every process watched.
+        self._watched: dict[int, tuple[int, bool, Callable[[int | None], None]]] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="host-exits", daemon=True)
         self._thread.start()
@@ -43,9 +47,9 @@ class ExitWatcher:
             pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
             return False
-        with self._lock:
-            self._pending.append((pidfd, pid, child, on_exit))
-        self._wakeup.wake()
+        with self._lock:  # known before the epoll set can report it
+            self._watched[pidfd] = (pid, child, on_exit)
+        self._epoll.register(pidfd, select.EPOLLIN)
         return True
 
     def close(self) -> None:
@@ -53,14 +57,19 @@ class ExitWatcher:
         self._wakeup.wake()
 
     def _run(self) -> None:
+        stop = self._wakeup.reader.fileno()
         while not self._closed:
-            for key, _ in self._selector.select():
-                if key.data is None:
-                    self._take_pending()
+            for fd, _ in self._epoll.poll():
+                if fd == stop:
+                    self._wakeup.drain()
                     continue
-                pidfd, pid, child, on_exit = key.data
-                self._selector.unregister(pidfd)
-                os.close(pidfd)
+                with self._lock:
+                    watched = self._watched.pop(fd, None)
+                if watched is None:
+                    continue
+                self._epoll.unregister(fd)
+                os.close(fd)
+                pid, child, on_exit = watched
                 code: int | None = None
                 if child:
                     try:
@@ -72,10 +81,3 @@ class ExitWatcher:
                     on_exit(code)
                 except Exception:  # one job's handler failing leaves the others watched
                     log.exception("handling the end of pid %d failed", pid)
-
-    def _take_pending(self) -> None:
-        self._wakeup.drain()
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for pidfd, pid, child, on_exit in pending:
-            self._selector.register(pidfd, selectors.EVENT_READ, (pidfd, pid, child, on_exit))

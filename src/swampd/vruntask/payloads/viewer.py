@@ -22,7 +22,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
-from swampd.bog import format_bog, write_private
+from swampd.bog import format_bog, write_new_private
 from swampd.config import fill_placeholders
 from swampd.states import ViewerState
 from swampd.vruntask.job import Job
@@ -61,11 +61,11 @@ class ViewerPayload(Payload):
         write_props(sandbox.in_dir, self.job)
         restore_viewer_db(sandbox.in_dir, self.job)
         params_dir = sandbox.root if view.shares_sandbox else sandbox.in_dir
-        write_private(params_dir / RUN_PARAMS, render_run_params(run_params(self.job, view)))
+        write_new_private(params_dir / RUN_PARAMS, render_run_params(run_params(self.job, view)))
         # preserveBogFile: the machine gets the BOG, without swampd's own keys.
         guest_bog = {k: v for k, v in self.job.bog.items() if not k.startswith("swampd_")}
         guest_bog["viewerplatform"] = str(self.job.vm.image or "")
-        write_private(sandbox.in_dir / f"{self.job.execrunid}.bog", format_bog(guest_bog))
+        write_new_private(sandbox.in_dir / f"{self.job.execrunid}.bog", format_bog(guest_bog))
 
     def local_command(self, sandbox: Sandbox, port: int) -> list[str]:
         viewer = self.job.viewer
@@ -130,7 +130,7 @@ def write_props(in_dir: Path, job: Job) -> None:
             raise PrepareError(f"cannot read the viewer props file {template}: {exc.strerror}") from None
         if base and not base.endswith("\n"):
             base += "\n"
-    write_private(in_dir / PROPS_FILE, f"{base}{PROPS_KEY}={job.viewer.apikey}\n")
+    write_new_private(in_dir / PROPS_FILE, f"{base}{PROPS_KEY}={job.viewer.apikey}\n")
 
 
 def restore_viewer_db(in_dir: Path, job: Job) -> None:
