@@ -34,6 +34,7 @@ from pathlib import Path
 
 from swampd import cpus
 from swampd.failpoints import failpoint
+from swampd.runlog import run_fields
 from swampd.joblog import last_error_line
 from swampd.bog import BogError, read_bog
 from swampd.jobdir import (
@@ -91,7 +92,7 @@ class LocalScheduler:
         job_dir = spec.job_dir
         job_dir.mkdir(parents=True, exist_ok=True)
         if (job_dir / SPAWNED_FILE).exists() or (job_dir / EXIT_FILE).exists():
-            log.info("adopting job %s (already started)", spec.launch_id)
+            log.info("adopting job %s (already started)", spec.launch_id, extra=run_fields(spec))
             return spec.launch_id
         fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -102,7 +103,8 @@ class LocalScheduler:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError as exc:
                     if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                        log.info("adopting job %s (its processes hold the lock)", spec.launch_id)
+                        log.info("adopting job %s (its processes hold the lock)", spec.launch_id,
+                                 extra=run_fields(spec))
                         return spec.launch_id
                     raise
             failpoint("local.before_spawn")
@@ -116,7 +118,7 @@ class LocalScheduler:
         finally:
             if fd >= 0:
                 os.close(fd)
-        log.info("started job %s as pid %d", spec.launch_id, pid)
+        log.info("started job %s as pid %d", spec.launch_id, pid, extra=run_fields(spec))  # no label read
         return spec.launch_id
 
     def _start_hosted(self, spec: JobDescription, fd: int) -> int:
