@@ -292,3 +292,31 @@ def test_durable_commits_share_syncs_and_other_writers_do_not_wait_for_them(tmp_
         thread.join(10)
     assert store.meta("first") == "1"
     assert len(synced) == 2  # the eight waited together behind the first sync, and one more served them all
+
+
+def test_an_outbox_read_empty_is_not_read_again_until_an_item_is_added(tmp_path):
+    store = Store(tmp_path / "r.sqlite3")
+    claim(store, "p")
+    rec = store.get_viewer("p", "CodeDX")
+    (item,) = store.outbox_of(rec.id)
+    with store.transaction() as tx:
+        tx.complete(item.id)
+    statements: list[str] = []
+    assert store.outbox_of(rec.id) == []
+    store._conn.set_trace_callback(statements.append)
+    assert store.outbox_of(rec.id) == [] and statements == []  # known empty: SQLite not asked
+    before = store.outbox_generation(rec.id)
+    with pytest.raises(RuntimeError):
+        with store.transaction() as tx:
+            tx.enqueue(rec, "remove")
+            raise RuntimeError("rolled back")
+    assert store.outbox_generation(rec.id) == before and store.outbox_of(rec.id) == []
+    with store.transaction() as tx:
+        tx.enqueue(rec, "remove")
+    assert store.outbox_generation(rec.id) == before + 1
+    assert [i.effect for i in store.outbox_of(rec.id)] == ["remove"]
+    store._conn.set_trace_callback(None)
+    store.OUTBOX_MEMORY = 0  # past the bound both counts start again, and nothing is taken as empty
+    with store.transaction() as tx:
+        tx.enqueue(rec, "forget")
+    assert [i.effect for i in store.outbox_of(rec.id)] == ["remove", "forget"]

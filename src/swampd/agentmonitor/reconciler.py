@@ -190,9 +190,12 @@ class Reconciler:
         for _ in range(8):
             # What was reported about the run until now is read below: no second turn for it.
             self.queue.seen(run_id)
+            added = self.store.outbox_generation(run_id)
             progressed = self._drain_outbox(run_id)
             stepped = self._step(run_id)
-            if not (progressed or stepped):
+            # Done effects change the run only through the record the step just read; another
+            # round is needed when the step did something or an effect added outbox items.
+            if not stepped and (not progressed or self.store.outbox_generation(run_id) == added):
                 return
         self.queue.add(run_id)  # still moving after all those rounds: another turn, after the others
 

@@ -404,6 +404,11 @@ class Store(_Reader):
         self._dir_synced = False
         self._local = threading.local()
         self._kinds: dict[int, str] | None = {}
+        #: Per run, how many committed transactions gave it outbox items, and the count at which its
+        #: outbox was last read empty: a reconciler turn reads an outbox nobody added to since as empty
+        #: without asking SQLite.  Only this process writes the registry (the state directory's lock).
+        self._outbox_added: dict[int, int] = {}
+        self._outbox_empty_at: dict[int, int] = {}
         self._init_schema()
 
     @property
@@ -486,6 +491,8 @@ class Store(_Reader):
                 self._local.in_transaction = None
             self._commits += 1
             committed = self._commits
+            if tx.enqueued:
+                self._outbox_grew(tx.enqueued)
         if durable:
             self._make_durable(committed)
         metrics.committed(tx.transitions)
@@ -590,10 +597,31 @@ class Store(_Reader):
 
     def outbox_of(self, run_id: int) -> list[OutboxItem]:
         """The run's pending outbox items, due or not, oldest first."""
+        added = self.outbox_generation(run_id)  # before the read: an item committed meanwhile counts
+        if self._outbox_empty_at.get(run_id) == added:
+            return []
         rows = self._conn.execute(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE run_id = ? AND done_at IS NULL ORDER BY id",
             (run_id,)).fetchall()
+        if not rows:
+            self._outbox_empty_at[run_id] = added
         return [OutboxItem.from_row(r) for r in rows]
+
+    def outbox_generation(self, run_id: int) -> int:
+        """How many committed transactions gave the run outbox items (in this process's life): a
+        reconciler turn that finds it unchanged knows nothing new was added meanwhile."""
+        return self._outbox_added.get(run_id, 0)
+
+    #: Runs remembered at most; then both counts start again (every outbox is read once more).
+    OUTBOX_MEMORY = 100_000
+
+    def _outbox_grew(self, run_ids: set[int]) -> None:
+        """After a commit (under the writer's lock): these runs were given outbox items."""
+        if len(self._outbox_added) > self.OUTBOX_MEMORY:
+            self._outbox_empty_at.clear()  # first: no run may meet an old "empty" at a restarted count
+            self._outbox_added.clear()
+        for run_id in run_ids:
+            self._outbox_added[run_id] = self._outbox_added.get(run_id, 0) + 1
 
     def pending_outbox(self) -> list[OutboxItem]:
         rows = self._conn.execute(
