@@ -57,3 +57,15 @@ def test_a_change_published_while_a_waiter_registers_is_not_missed_and_none_cost
     assert not quiet.done and quiet_reads == [1]  # nothing published meanwhile: one read
     feed.publish({8})
     assert quiet_reads == [1, 1]
+
+
+def test_a_caller_that_checked_already_is_not_read_again_unless_something_was_published() -> None:
+    feed = ChangeFeed()
+    reads: list[int] = []
+    seen = feed.version
+    quiet = feed.watch(3, lambda: reads.append(1), 60, checked=(seen, None))
+    assert reads == [] and not quiet.done
+    seen = feed.version
+    feed.publish({9})  # between the caller's read and its watch
+    late = feed.watch(4, lambda: "READY", 60, checked=(seen, None))
+    assert late.done

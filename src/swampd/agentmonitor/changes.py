@@ -118,11 +118,17 @@ class ChangeFeed:
             if answer is not None:
                 self._finish(watcher, answer)
 
-    def watch(self, run_id: int | None, check: Callable[[], T | None], timeout: float) -> Deferred[T | None]:
+    def watch(self, run_id: int | None, check: Callable[[], T | None], timeout: float,
+              checked: tuple[int, T | None] | None = None) -> Deferred[T | None]:
         """``check()`` now and after every change of ``run_id`` (of any run when None); resolved with
-        its first answer that is not None, or with None once ``timeout`` seconds have passed."""
-        seen = self.version  # before the check reads anything
-        answer = check()
+        its first answer that is not None, or with None once ``timeout`` seconds have passed.
+        ``checked``: the caller checked already, with ``version`` as it was before its read, and got
+        this answer (one read fewer)."""
+        if checked is not None:
+            seen, answer = checked
+        else:
+            seen = self.version  # before the check reads anything
+            answer = check()
         if answer is not None or timeout <= 0:
             return Deferred.of(answer)
         deferred: Deferred[T | None] = Deferred()

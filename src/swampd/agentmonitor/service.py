@@ -173,10 +173,12 @@ class ViewerService:
             return self.to_struct(found or self.store.get_viewer(projectid, viewer)
                                   or ViewerRecord(projectid=projectid, viewer=viewer))
 
+        seen = self.changes.version if self.changes is not None else 0  # before the read
         record = self.store.get_viewer(projectid, viewer)
         if self.changes is None or settled(record) is not None:  # there already: one read, no watch
             return Deferred.of(answer(settled(record)))
-        return self.changes.watch(record.id if record is not None else None, check, timeout).map(answer)
+        return self.changes.watch(record.id if record is not None else None, check, timeout,
+                                  checked=(seen, None)).map(answer)
 
     def list(self) -> list[dict[str, Any]]:
         return [self.to_struct(r) for r in self.store.list_viewers()]
