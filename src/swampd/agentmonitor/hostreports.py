@@ -3,8 +3,9 @@
 An entry is ``[method, bodies]``: one launch's reports, in order, for
 ``viewerStatus``, ``runStatus`` or ``viewerSnapshot``.  Viewer reports of the
 whole batch are applied in one registry transaction (``ViewerService.
-report_batch``), each launch's undone alone if it is refused; anything else
-goes through the dispatcher as the same call from a remote node would.
+report_batch``): a launch whose reports are refused changes nothing, the
+others stand.  Anything else goes through the dispatcher as the same call
+from a remote node would.
 Each entry is checked as a remote node's call is (``viewer_report``): the
 agent is ours, but what it relays came partly from the job's files.
 

@@ -214,41 +214,43 @@ class ViewerService:
         wrong token) undoes them all."""
         # Not waited onto the disk: a report lost to a power loss ends as the job's own end would.
         with self.store.transaction(durable=False) as tx:
-            applied = [self._apply_group(tx, group) for group in _by_launch(reports)]
+            applied = []
+            for group in _by_launch(reports):
+                record = self._authenticated(tx, group[0].execrunid, group[0].epoch, group[0].token)
+                applied.append((record, self._apply_group(tx, record, group)))
         self._announce(applied, tx.enqueued)
         return any(changes for _, changes in applied)
 
     def report_batch(self, groups: Sequence[Sequence[Report]]) -> list[bool | SwampdError]:
         """Several launches' reports (each group one launch's, in order) in one transaction, as the
         host agent sends them: per group, True when it changed its viewer, False when it was no
-        news, or the SwampdError that refused it (that group alone is undone; the others stand)."""
+        news, or the SwampdError that refused it (checked before it writes anything: it changes nothing,
+        the others stand)."""
         outcomes: list[bool | SwampdError] = []
         applied: list[tuple[ViewerRecord, list[_Change]]] = []
         with self.store.transaction(durable=False) as tx:
             for group in groups:
-                try:
-                    with tx.savepoint():
-                        record, changes = self._apply_group(tx, group)
+                try:  # a refusal comes before its launch wrote anything: the others' writes stand alone
+                    record = self._authenticated(tx, group[0].execrunid, group[0].epoch, group[0].token)
                 except SwampdError as exc:
                     outcomes.append(exc)
                     continue
+                changes = self._apply_group(tx, record, group)
                 outcomes.append(bool(changes))
                 applied.append((record, changes))
         self._announce(applied, tx.enqueued)
         return outcomes
 
-    def _apply_group(self, tx: Transaction, group: Sequence[Report]) -> tuple[ViewerRecord, list[_Change]]:
-        """One launch's reports: authenticated once, each its transition and history row, the run's
-        rows written once."""
-        first = group[0]
-        record = self._authenticated(tx, first.execrunid, first.epoch, first.token)
+    def _apply_group(self, tx: Transaction, record: ViewerRecord, group: Sequence[Report]) -> list[_Change]:
+        """One authenticated launch's reports: each its transition and history row, the run's rows
+        written once."""
         changes = []
         with tx.saving_once(record):
             for rep in group:
                 change = self._apply_report(tx, record, rep)
                 if change is not None:
                     changes.append(change)
-        return record, changes
+        return changes
 
     def _announce(self, applied: list[tuple[ViewerRecord, list[_Change]]], enqueued: set[int]) -> None:
         """After the commit: the log, and a reconciler turn for every viewer whose state changed or that

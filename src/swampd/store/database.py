@@ -189,22 +189,6 @@ class Transaction(_Reader):
         self._held_dirty = False
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """A part of the transaction that is undone alone if it fails (one launch's reports in a
-        batch of several): its rows, and the changes it would have announced and counted."""
-        changed, enqueued, counted = set(self.changed), set(self.enqueued), len(self.transitions)
-        self._conn.execute("SAVEPOINT part")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK TO part")
-            self._conn.execute("RELEASE part")
-            self.changed, self.enqueued = changed, enqueued
-            del self.transitions[counted:]
-            raise
-        self._conn.execute("RELEASE part")
-
-    @contextmanager
     def saving_once(self, record: RunRecord) -> Iterator[None]:
         """Within the block, saving ``record`` (``put_run``, also through ``transition``) is done
         once, at its end: several reports of one instant each make a transition with its history row,
