@@ -74,3 +74,43 @@ def test_a_thread_starting_a_child_holds_every_cpu_for_that_moment_only() -> Non
         os.sched_setaffinity(0, before)
         cpus._everything = cpus._one = None
     assert seen == [ALL]
+
+
+def test_a_command_started_from_the_one_cpu_is_widened_to_every_cpu_with_its_threads() -> None:
+    import subprocess
+    import sys
+    import threading
+
+    from swampd import cpus
+
+    before = set(os.sched_getaffinity(0))
+    result: list[object] = []
+
+    def start_pinned() -> None:  # a thread of its own, as the agent's start: pinned, then widened
+        try:
+            assert cpus.pin_to_one_cpu(last=False) == min(ALL)
+            child = subprocess.Popen([sys.executable, "-c", "import threading, time; "
+                                      "[threading.Thread(target=time.sleep, args=(30,), daemon=True).start() "
+                                      "for _ in range(3)]; time.sleep(30)"])
+            try:
+                wait = 0
+                while len(threads(child.pid)) < 4 and wait < 500:  # its threads exist before the widening
+                    threading.Event().wait(0.01)
+                    wait += 1
+                assert allowed(child.pid) == {min(ALL)}
+                cpus.widen(child.pid)
+                result.append({frozenset(allowed(child.pid, tid)) for tid in threads(child.pid)})
+                result.append(allowed(0))
+            finally:
+                child.kill()
+                child.wait()
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=start_pinned)
+    thread.start()
+    thread.join(60)
+    os.sched_setaffinity(0, before)
+    cpus._everything = cpus._one = None
+    assert result[:2] == [{frozenset(ALL)}, {min(ALL)}], result  # every thread widened; the starter stays
+    cpus.widen(999999999)  # a process gone already: nothing to do, no error

@@ -11,10 +11,11 @@ with all of them on one CPU, and every viewer READY after 4.03 s against
 runs Python at a time.
 
 So ``swampd serve`` puts its threads on one CPU before it starts any
-(threads inherit it), and every job command is started from a thread that
-holds every CPU for the moment of the start (``for_a_child``): a child takes
-its affinity from the thread that starts it, so the jobs never share the
-daemon's one CPU by inheritance.  ``[agentmonitor] one_cpu = false`` turns
+(threads inherit it), and a job command never keeps that CPU alone: the
+daemon starts one from a thread that holds every CPU for the moment of the
+start (``for_a_child``; a child takes its affinity from the thread that
+starts it), and the host agent widens each command it starts to every CPU
+right after (``widen``), which spares its thread two moves between CPUs.  ``[agentmonitor] one_cpu = false`` turns
 this off.
 """
 from __future__ import annotations
@@ -59,6 +60,29 @@ def pin_to_one_cpu(last: bool = True) -> int | None:
 def pinned() -> frozenset[int] | None:
     """The CPU the daemon's threads are kept on, None when they are not kept on one."""
     return _one
+
+
+def widen(pid: int) -> None:
+    """Give every thread of a process this one just started every CPU the daemon may use.
+
+    The host agent starts its commands from its one CPU and widens them just
+    after (``for_a_child`` moved the starting thread to every CPU and back,
+    and in a burst those two moves cost the agent about a tenth of its CPU).
+    A command just exec'd has one thread; every thread listed here is
+    widened, and threads made later take the widened mask from their maker.
+    """
+    everything = _everything
+    if everything is None:
+        return
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:  # gone already, or no /proc: nothing to widen
+        return
+    for tid in tids:
+        try:
+            os.sched_setaffinity(int(tid), everything)
+        except (OSError, ValueError):  # the thread ended meanwhile, or the CPUs allowed changed
+            pass
 
 
 @contextlib.contextmanager

@@ -231,12 +231,12 @@ class HostAgent:
         as_user = runas.popen_kwargs(self.user) if self.user is not None else {}
         out = open_append(os.path.join(sandbox.out_dir, "viewer.log"))
         try:
-            with cpus.for_a_child():
-                hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=self._devnull, stdout=out,
-                                               stderr=subprocess.STDOUT, env=self._environment,
-                                               pass_fds=(hosted.lock_fd,), start_new_session=True, **as_user)
+            hosted.proc = subprocess.Popen(argv, cwd=sandbox.root, stdin=self._devnull, stdout=out,
+                                           stderr=subprocess.STDOUT, env=self._environment,
+                                           pass_fds=(hosted.lock_fd,), start_new_session=True, **as_user)
         finally:
             os.close(out)
+        cpus.widen(hosted.proc.pid)  # started on the agent's one CPU: every CPU from now on
         hosted.pid = hosted.proc.pid
         hosted.started_at = time.monotonic()
 
