@@ -53,6 +53,8 @@ log = logging.getLogger("swampd")
 
 #: Seconds between two STATUS= lines to systemd.
 STATUS_EVERY = 5.0
+#: The main thread's wait without systemd: long, but bounded (a signal's handler runs when it returns).
+IDLE_WAIT = 3600.0
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -334,11 +336,14 @@ class Daemon:
         self._stopped.set()
 
     def wait(self) -> None:
-        next_status = time.monotonic() + STATUS_EVERY
-        while not self._stopped.wait(1.0):
-            if self.notifier.enabled and time.monotonic() >= next_status:
-                next_status = time.monotonic() + STATUS_EVERY
-                self.notifier.status(self.status_line())
+        """Until a stop is asked for; under systemd, a status line every ``STATUS_EVERY`` seconds.
+        Without systemd nothing here wakes: an idle daemon's every wake-up costs CPU."""
+        if not self.notifier.enabled:
+            while not self._stopped.wait(IDLE_WAIT):
+                pass
+            return
+        while not self._stopped.wait(STATUS_EVERY):
+            self.notifier.status(self.status_line())
 
     def status_line(self) -> str:
         """One line for ``systemctl status``: runs by state, and whether the scheduler answers."""
