@@ -8,6 +8,7 @@ LaunchPad may be asked to submit the same launch again after a crash.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +59,6 @@ class LaunchPad:
     def submit(self, record: RunRecord, config: Config) -> str:
         """Submit the job with its BOG and token (the scheduler writes them, 0600); adopts an existing job."""
         job, bog = self.describe(record, config)
-        job.job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(job.job_dir, mode=0o700, exist_ok=True)
         inputs = {job.bog_file: format_bog(bog), job.token_file: record.token + "\n"}
         return self.scheduler.submit(replace(job, inputs=inputs))

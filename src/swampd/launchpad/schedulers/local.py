@@ -90,11 +90,12 @@ class LocalScheduler:
     # -- submit --------------------------------------------------------------
     def submit(self, spec: JobDescription) -> str:
         job_dir = spec.job_dir
-        job_dir.mkdir(parents=True, exist_ok=True)
-        if (job_dir / SPAWNED_FILE).exists() or (job_dir / EXIT_FILE).exists():
+        where = os.fspath(job_dir)  # plain strings: this runs for every launch
+        os.makedirs(where, exist_ok=True)
+        if os.path.exists(f"{where}/{SPAWNED_FILE}") or os.path.exists(f"{where}/{EXIT_FILE}"):
             log.info("adopting job %s (already started)", spec.launch_id, extra=run_fields(spec))
             return spec.launch_id
-        fd = os.open(job_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(f"{where}/{LOCK_FILE}", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             # Only the taking of the lock is serialised with probes (a probe holds a free
             # lock for an instant); once taken, a probe sees the job as running, as it is.
