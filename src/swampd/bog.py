@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Mapping
 
+from swampd.fileops import replace_text
+
 #: SWAMP's keys are plain names; one of the assessment keys has a hyphen (``tool-version``).
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
@@ -60,13 +62,7 @@ def write_private(path: Path, text: str) -> None:
     must survive a power loss.  An fsync here cost 4-5 ms per file, five
     files per launch.
     """
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    replace_text(path, text, 0o600)
 
 
 def write_new_private(path: Path | str, text: str) -> None:
@@ -81,7 +77,7 @@ def write_new_private(path: Path | str, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        write_private(Path(path), text)
+        replace_text(path, text, 0o600)
         return
     try:
         os.write(fd, text.encode("utf-8"))

@@ -57,11 +57,11 @@ def open_append(path: str | Path) -> int:
     return os.open(path, _APPEND, 0o666)
 
 
-def replace_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file beside it, renamed over it), as
-    ``Path.write_text`` on the temporary and ``os.replace`` did."""
+def replace_text(path: str | Path, text: str, mode: int = 0o666) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file beside it, created with ``mode`` less
+    the umask, renamed over it), as ``Path.write_text`` on the temporary and ``os.replace`` did."""
     tmp = f"{os.fspath(path)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, text.encode("utf-8"))
     finally:

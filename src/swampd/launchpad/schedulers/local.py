@@ -90,8 +90,7 @@ class LocalScheduler:
     # -- submit --------------------------------------------------------------
     def submit(self, spec: JobDescription) -> str:
         job_dir = spec.job_dir
-        where = os.fspath(job_dir)  # plain strings: this runs for every launch
-        os.makedirs(where, exist_ok=True)
+        where = os.fspath(job_dir)  # plain strings: this runs for every launch; LaunchPad made the directory
         if os.path.exists(f"{where}/{SPAWNED_FILE}") or os.path.exists(f"{where}/{EXIT_FILE}"):
             log.info("adopting job %s (already started)", spec.launch_id, extra=run_fields(spec))
             return spec.launch_id
