@@ -111,7 +111,8 @@ def test_dashboard_shows_runs_live_filters_and_keeps_hostile_names_inert(tmp_pat
     # stopping it shows up live too, in the table and in the open detail panel
     daemon.api.stopViewer("p-live", "CodeDX")
     page.wait_for_selector("#runs tbody tr[data-key='vrun_p-live_CodeDX'][data-state='TERMINATED']", timeout=30_000)
-    page.wait_for_function("document.querySelector('#history').innerText.includes('TERMINATED')")
+    # A selector, not wait_for_function: the page's CSP refuses the eval its polling would need.
+    page.wait_for_selector("#history >> text=TERMINATED")
     page.click("#detail-close")
     page.click("#runs tbody tr[data-key='vrun_p-live_CodeDX']")
     page.wait_for_selector("#run-detail:not([hidden])")
