@@ -166,3 +166,54 @@ def test_a_port_taken_again_and_again_ends_in_error_and_other_failures_are_not_r
     other.api.launchViewer({"projectid": "other", "viewer": "CodeDX"})
     assert other.api.waitViewer("other", "CodeDX", "READY", 60)["state_name"] == "ERROR"
     assert counter.read_text() == "1"
+
+
+#: A viewer whose first start finds a stranger (another user, in a session of its own) serving its port:
+#: the stranger answers HTTP well, the viewer fails to bind after a while, and its next start serves.
+STRANGER_VIEWER = textwrap.dedent('''
+    import http.server, os, socket, subprocess, sys, time
+    port, counter, stranger_pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    starts = (int(open(counter).read()) if os.path.exists(counter) else 0) + 1
+    open(counter, "w").write(str(starts))
+    if starts == 1:
+        serve = ("import http.server, sys; http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), "
+                 "http.server.SimpleHTTPRequestHandler).serve_forever()")
+        stranger = subprocess.Popen(["/usr/bin/python3", "-c", serve, str(port)], user=65534, group=65534,
+                                    extra_groups=[], cwd="/", start_new_session=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        open(stranger_pid, "w").write(f"{stranger.pid} {port}")
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        time.sleep(1.0)  # long enough for the prober to ask the stranger a few times
+        print(f"httpd: bind: Address already in use (port {port})", file=sys.stderr)
+        sys.exit(1)
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler).serve_forever()
+''')
+
+
+def test_a_stranger_answering_on_a_viewers_port_is_not_the_viewer(
+        make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    """Another local user who binds a viewer's port first answers the probe well; the viewer must not
+    be reported up at the stranger's address (the listener's owner is checked), and is started again."""
+    script, counter, stranger = tmp_path / "stranger.py", tmp_path / "starts", tmp_path / "stranger.pid"
+    script.write_text(STRANGER_VIEWER)
+    daemon = make_daemon(viewers={"CodeDX": {"command": ["{python}", str(script), "{port}", str(counter),
+                                                         str(stranger)]}})
+    try:
+        daemon.api.launchViewer({"projectid": "stranger", "viewer": "CodeDX"})
+        ready = daemon.api.waitViewer("stranger", "CodeDX", "READY", 60)
+        stranger_port = stranger.read_text().split()[1]
+        assert ready["state_name"] == "READY", ready
+        assert not ready["vmip"].endswith(":" + stranger_port), "reported up at the stranger's address"
+        assert counter.read_text() == "2"
+        history = [h["status"] for h in daemon.api.viewerHistory("stranger", "CodeDX")]
+        assert history.count("Viewer is up") == 1
+        assert any(f"port {stranger_port} answers, but not from a socket of uid" in line
+                   for line in daemon.log().splitlines())
+    finally:
+        if stranger.exists():
+            os.killpg(int(stranger.read_text().split()[0]), signal.SIGKILL)

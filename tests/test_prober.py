@@ -1,6 +1,7 @@
 """The host agent's prober: every starting program is asked at once, none waits behind another."""
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -51,7 +52,7 @@ class Server:
 
 @pytest.fixture
 def prober():
-    p = Prober()
+    p = Prober(owner=os.geteuid())
     yield p
     p.close()
 
@@ -207,4 +208,22 @@ def test_running_out_of_descriptors_delays_a_probe_and_stops_nothing(
         assert wait_until(lambda: "x" in seen)
         assert len(refused) == 3
     finally:
+        server.close()
+
+
+def test_an_answer_from_another_users_socket_is_no_answer() -> None:
+    """A stranger who took the port answers as well as the viewer would: only the owner tells them apart."""
+    server = Server()
+    seen, _, on_up = up_recorder()
+    stranger_owned = Prober(owner=os.geteuid() + 1)  # the server's socket is not this owner's
+    own = Prober(owner=os.geteuid())
+    try:
+        add_http(stranger_owned, "theirs", server.port, on_up("theirs"))
+        add_http(own, "ours", server.port, on_up("ours"))
+        assert wait_until(lambda: "ours" in seen)
+        time.sleep(0.5)  # asked again and again meanwhile: never up
+        assert "theirs" not in seen and len(stranger_owned) == 1
+    finally:
+        stranger_owned.close()
+        own.close()
         server.close()

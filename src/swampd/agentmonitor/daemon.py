@@ -20,7 +20,6 @@ import signal
 import ssl
 import sys
 import threading
-import time
 from pathlib import Path
 
 from swampd.config import Config, daemon_url

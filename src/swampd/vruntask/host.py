@@ -157,7 +157,7 @@ class HostAgent:
         self._lock = threading.Lock()
         self._exits = ExitWatcher()
         self._ports = PortPool()
-        self._probes = Prober()
+        self._probes = Prober(owner=user.uid if user is not None else os.geteuid())
         # Collecting saves a database and hands it over: a few at a time, off the watcher's thread.
         self._finishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-collect")
         # "Up" is reported off the prober's thread: the prober goes on probing the others while the

@@ -14,6 +14,8 @@ when the first line has arrived.  Nothing waits for one program while
 another could be asked.  Programs that are up cost nothing: they are
 dropped.  What "up" means stays with the payload: it gives the request to
 send (None: up as soon as it runs) and judges the first bytes of the answer.
+An answer counts only from a port the job's own user listens on
+(``listeners``): a stranger who took the port first is not the viewer.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from swampd.vruntask.listeners import listens_as
 from swampd.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,10 @@ class _Probe:
 class Prober:
     """Probes starting programs until each answers (``on_up``, on the prober's thread) or its deadline passes."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, owner: int, host: str = "127.0.0.1") -> None:
+        """``owner``: the uid every probed program runs as; an answer from another's socket is no answer."""
         self.host = host
+        self.owner = owner
         self._lock = threading.Lock()
         self._due: list[tuple[float, int, str]] = []
         self._targets: dict[str, _Target] = {}
@@ -174,12 +179,19 @@ class Prober:
                 probe.head += chunk
                 if chunk and b"\n" not in probe.head and len(probe.head) < HEAD_BYTES:
                     return  # the first line is not complete yet
-                self._finish(probe, probe.target.judge(probe.head))
+                self._finish(probe, probe.target.judge(probe.head) and self._owned(probe))
         except OSError:
             self._finish(probe, False)
         except Exception:  # a judge that fails: this probe says "not yet", the thread goes on
             log.exception("probing %s failed", probe.key)
             self._finish(probe, False)
+
+    def _owned(self, probe: _Probe) -> bool:
+        if listens_as(probe.target.port, self.owner, self.host):
+            return True
+        log.warning("%s: port %d answers, but not from a socket of uid %d: someone else took it",
+                    probe.key, probe.target.port, self.owner)
+        return False
 
     def _expire(self, now: float) -> None:
         for probe in [p for p in self._inflight.values() if now - p.started > PROBE_TIMEOUT]:

@@ -10,11 +10,13 @@ and payloads never ask which platform they are on: they get a
 from __future__ import annotations
 
 import enum
+import os
 import socket
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Protocol
 
 from swampd.vruntask.job import Job
+from swampd.vruntask.listeners import listens_as
 from swampd.vruntask.reporter import Reporter
 from swampd.vruntask.sandbox import MachineOutput, MachineView, Sandbox
 
@@ -105,7 +107,8 @@ class Payload(ABC):
                     head += chunk
         except OSError:
             return False
-        return self.up_answer(head)
+        # The runner and its command are one user: another's socket on the port is not the program.
+        return self.up_answer(head) and listens_as(port, os.geteuid())
 
     def run_timeout(self) -> float | None:
         """Seconds the machine may run once up before the runner ends it; None: until it ends or is stopped.
