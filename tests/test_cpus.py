@@ -114,3 +114,24 @@ def test_a_command_started_from_the_one_cpu_is_widened_to_every_cpu_with_its_thr
     cpus._everything = cpus._one = None
     assert result[:2] == [{frozenset(ALL)}, {min(ALL)}], result  # every thread widened; the starter stays
     cpus.widen(999999999)  # a process gone already: nothing to do, no error
+
+
+def test_threads_made_while_a_command_is_widened_are_widened_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread made by a maker not yet widened, between a listing and the maker's widening, keeps the
+    maker's one CPU: the threads are listed again until a listing shows no new one."""
+    from swampd import cpus
+
+    listings = iter([{"10"}, {"10", "11"}, {"10", "11", "12"}, {"10", "11", "12"}])
+    listed: list[int] = []
+    widened: list[int] = []
+
+    def listdir(path: str) -> list[str]:
+        assert path == "/proc/4242/task"
+        listed.append(1)
+        return sorted(next(listings))
+
+    monkeypatch.setattr(cpus, "_everything", frozenset(ALL))
+    monkeypatch.setattr(cpus.os, "listdir", listdir)
+    monkeypatch.setattr(cpus.os, "sched_setaffinity", lambda tid, mask: widened.append(tid))
+    cpus.widen(4242)
+    assert sorted(widened) == [10, 11, 12] and len(listed) == 4  # each once; the last listing showed none new

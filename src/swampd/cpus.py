@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 _everything: frozenset[int] | None = None
 _one: frozenset[int] | None = None
 _lock = threading.Lock()
+#: Listings of a command's threads at most while widening them (each round widens the new ones).
+WIDEN_ROUNDS = 50
 
 
 def pin_to_one_cpu(last: bool = True) -> int | None:
@@ -68,21 +70,30 @@ def widen(pid: int) -> None:
     The host agent starts its commands from its one CPU and widens them just
     after (``for_a_child`` moved the starting thread to every CPU and back,
     and in a burst those two moves cost the agent about a tenth of its CPU).
-    A command just exec'd has one thread; every thread listed here is
-    widened, and threads made later take the widened mask from their maker.
+    A thread takes its mask from its maker when it is made, so the threads are
+    listed again after each round until a listing shows none not widened yet:
+    a thread made by a not-yet-widened maker between a listing and the
+    maker's widening is caught by the next listing, and one made later takes
+    the widened mask.  (Commands just exec'd have one thread: two listings.)
     """
     everything = _everything
     if everything is None:
         return
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:  # gone already, or no /proc: nothing to widen
-        return
-    for tid in tids:
+    widened: set[str] = set()
+    for _ in range(WIDEN_ROUNDS):
         try:
-            os.sched_setaffinity(int(tid), everything)
-        except (OSError, ValueError):  # the thread ended meanwhile, or the CPUs allowed changed
-            pass
+            tids = set(os.listdir(f"/proc/{pid}/task"))
+        except OSError:  # gone already, or no /proc: nothing to widen
+            return
+        if tids <= widened:
+            return
+        for tid in tids - widened:
+            try:
+                os.sched_setaffinity(int(tid), everything)
+            except (OSError, ValueError):  # the thread ended meanwhile, or the CPUs allowed changed
+                pass
+        widened |= tids
+    log.warning("pid %d makes threads faster than they can be widened: some may keep one CPU", pid)
 
 
 @contextlib.contextmanager
