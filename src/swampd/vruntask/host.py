@@ -217,11 +217,20 @@ class HostAgent:
             write_spawn_record(job_dir, hosted.pid, hosted=True)  # who is adopted, who is removed
         except OSError as exc:  # the command runs: it is watched and stopped as any other
             log.error("%s: cannot record pid %d: %s", job_dir.name, hosted.pid, exc)
-        # The command already runs; what it did so far is reported before anything can say "up"
-        # (a pidfd of a command that ended meanwhile still reports its end).
+        # The command already runs; what it did so far is reported before anything else about it:
+        # its report lock is taken here and given back once the start's reports are delivered, so
+        # "up", a stop and the end (a pidfd of a command that ended meanwhile still reports it)
+        # wait for them.  The start is answered at once: the daemon's submit does not wait for a
+        # round trip of reports through itself (the daemon takes either order: its submit puts
+        # no older status back).
         failpoint("host.start_unreported")
-        self._report(hosted, hosted.payload.report(Milestone.STARTING, "process"),  # one instant: together
-                     {"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
+        hosted.report_lock.acquire()
+        reports = (hosted.payload.report(Milestone.STARTING, "process"),  # one instant: together
+                   {"event": "RUNSHSTART"}, {"event": "WROTEIPADDR", "vmip": address, "node": socket.gethostname()})
+        try:
+            self._up_reports.submit(self._report_held, hosted, reports)
+        except RuntimeError:  # the agent is closing: the next one reports the job when it adopts it
+            hosted.report_lock.release()
         self._track(hosted, child=True, port=port)
         return hosted.pid
 
@@ -403,12 +412,24 @@ class HostAgent:
         superseded: stop it."""
         if hosted.fenced:
             return
+        with hosted.report_lock:
+            self._deliver(hosted, reports)
+
+    def _report_held(self, hosted: HostedJob, reports: tuple[dict[str, Any], ...]) -> None:
+        """``_report`` for a caller that took the job's report lock already: it is given back here."""
         try:
-            with hosted.report_lock:
-                if len(reports) == 1:
-                    hosted.reporter.send(give_up_after(DRAIN_SECONDS), **reports[0])
-                else:
-                    hosted.reporter.send_all(list(reports), give_up_after(DRAIN_SECONDS))
+            if not hosted.fenced:
+                self._deliver(hosted, reports)
+        finally:
+            hosted.report_lock.release()
+
+    def _deliver(self, hosted: HostedJob, reports: tuple[dict[str, Any], ...]) -> None:
+        """Send reports (the caller holds the report lock); a refusal fences the launch and stops it."""
+        try:
+            if len(reports) == 1:
+                hosted.reporter.send(give_up_after(DRAIN_SECONDS), **reports[0])
+            else:
+                hosted.reporter.send_all(list(reports), give_up_after(DRAIN_SECONDS))
         except Fenced as exc:
             log.error("%s: the AgentMonitor refused our report (%s); stopping this launch", hosted.launch_id, exc)
             hosted.fenced = True
