@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -59,6 +60,14 @@ def job_files(pool: Pool) -> Iterator[JobFiles]:
 
 def say(what: str) -> None:
     print(f"[pool] {what}", flush=True)
+
+
+def quietly(what: str, cleanup: Callable[[], object]) -> None:
+    """A cleanup step that must not hide the test's own failure (a schedd that is down fails both)."""
+    try:
+        cleanup()
+    except Exception as exc:  # noqa: BLE001 - said, and the test's own outcome stands
+        say(f"cleanup: {what} failed: {exc!r}")
 
 
 def jobs_of(pool: Pool, key: str, projection: list[str] | None = None) -> list[Any]:
@@ -175,7 +184,8 @@ def test_submit_adopt_observe_remove(tmp_path: Path) -> None:
         assert gone["RemoveReason"] == f"swampd integration test (by user {owner})"
         assert gone["JobStatus"] == 3 and "ExitCode" not in gone
     finally:
-        schedd.act(htcondor2.JobAction.Remove, f'SwampdLaunchId == "{record.launch_id}"', reason=("cleanup", 0))
+        quietly("removing the test's job", lambda: schedd.act(
+            htcondor2.JobAction.Remove, f'SwampdLaunchId == "{record.launch_id}"', reason=("cleanup", 0)))
         files.remove()
 
 
@@ -237,8 +247,9 @@ def test_history_after_the_job_left_the_queue(tmp_path: Path) -> None:
         assert pad.submit(done_record, config) == done_ref
         assert schedd.query(f'SwampdLaunchId == "{done_record.launch_id}"', ["JobStatus"]) == []
     finally:
-        schedd.act(htcondor2.JobAction.Remove, f'SwampdKey == "{done_record.execrunid}" || '
-                                               f'SwampdKey == "{removed_record.execrunid}"', reason=("cleanup", 0))
+        quietly("removing the test's jobs", lambda: schedd.act(
+            htcondor2.JobAction.Remove, f'SwampdKey == "{done_record.execrunid}" || '
+                                        f'SwampdKey == "{removed_record.execrunid}"', reason=("cleanup", 0)))
         files.remove()
 
 
@@ -622,10 +633,11 @@ print(json.dumps(facts))
 
 
 def test_an_assessment_runs_cppcheck_in_a_vanilla_job_and_its_results_are_stored(
-        pool: Pool, make_pool_daemon: Callable[..., PoolDaemon]) -> None:
+        pool: Pool, make_pool_daemon: Callable[..., PoolDaemon], request: pytest.FixtureRequest) -> None:
     from support.assess import package_archive
 
     packages = pool.private_dir("swampd-pool-packages-")
+    request.addfinalizer(lambda: shutil.rmtree(packages, ignore_errors=True))
     daemon = make_pool_daemon(start=False, assessments={"platform": "process", "max_concurrent": 2,
                                                         "collect_timeout": 120, "package_roots": [str(packages)]})
     archive = package_archive(packages)

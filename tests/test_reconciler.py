@@ -20,6 +20,7 @@ from swampd.config import AgentMonitorConfig, Config, SchedulerConfig, ViewerCon
 from swampd.launchpad.jobs import SchedulerUnavailable
 from swampd.launchpad.launchpad import LaunchPad
 from swampd.launchpad.schedulers.local import LocalScheduler
+from swampd.states import ViewerState
 from swampd.store import Store
 
 
@@ -297,3 +298,27 @@ def test_a_job_that_died_carries_its_last_error_line_into_the_status(world, tmp_
     observation = scheduler.observe()["f" * 32]
     assert observation.exit_code is None
     assert observation.reason.endswith("TypeError: extractall() got an unexpected keyword argument 'filter'")
+
+
+def test_a_launch_that_times_out_unsubmitted_says_why_in_its_status(world):
+    """A scheduler that refuses every submit (an authentication failure, say) used to end the viewer
+    with "not ready within 5s" and nothing else: the refusals were only in the log."""
+    store, scheduler, reconciler, service = world
+    scheduler.submit_failures = 99
+    service.launch(LaunchRequest("p", "CodeDX"))
+    reconciler.process(run_id(store))
+    reconciler.clock = lambda: time.time() + 60  # past the ready timeout
+    reconciler.process(run_id(store))
+    record = store.get_viewer("p", "CodeDX")
+    assert record.state == ViewerState.ERROR, record
+    assert record.status.startswith("Viewer was not ready within 5s: its job was never submitted ("), record.status
+    assert "attempts failed, the last: " in record.status
+    assert "SchedulerUnavailable: scheduler not answering (injected)" in record.status
+    # A launch that was submitted and then timed out says nothing of submits.
+    scheduler.submit_failures = 0
+    service.launch(LaunchRequest("q", "CodeDX"))
+    reconciler.clock = time.time
+    reconciler.process(run_id(store, "q"))
+    reconciler.clock = lambda: time.time() + 60
+    reconciler.process(run_id(store, "q"))
+    assert store.get_viewer("q", "CodeDX").status == "Viewer was not ready within 5s"

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Built-in handlers that complete their item inside their own transaction.
 SELF_COMPLETING = frozenset({"submit"})
 MAX_BACKOFF = 60.0
+#: Characters of a failed submit's last error carried into the status of a run that ended unsubmitted.
+LAST_ERROR_SHOWN = 200
 #: Every this many resyncs, every active run is re-examined whatever changed.
 SWEEP_EVERY = 12
 
@@ -298,9 +300,14 @@ class Reconciler:
             if step.state is not None:
                 if int(step.state) in lifecycle.going_down and not record.stop_requested_at:
                     record.stop_requested_at = self.clock()
-                tx.transition(record, int(step.state), step.status, "reconciler")
+                status = step.status
+                failed = tx.failed_submit(record) if int(step.state) in lifecycle.ended else None
+                if failed is not None:  # why it never came up is the scheduler's refusal, not the viewer
+                    status = (f"{status}: its job was never submitted ({failed[0]} attempts failed, the last: "
+                              f"{failed[1][:LAST_ERROR_SHOWN]})")
+                tx.transition(record, int(step.state), status, "reconciler")
                 log.info("%s epoch %d -> %s: %s", record.key, record.epoch,
-                         lifecycle.state_name(int(step.state)), step.status)
+                         lifecycle.state_name(int(step.state)), status)
                 changed = True
         return changed
 

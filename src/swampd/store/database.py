@@ -161,6 +161,14 @@ class _Reader:
             " ORDER BY r.kind = 'mrun', r.id LIMIT ?", (int(state), limit)).fetchall()
         return [r[0] for r in rows]
 
+    def failed_submit(self, record: RunRecord) -> tuple[int, str] | None:
+        """The current launch's submit that has not succeeded yet and has failed: its failed attempts
+        and its last error (None when it has not failed, or is done)."""
+        row = self._conn.execute(
+            "SELECT attempts, last_error FROM outbox WHERE run_id = ? AND epoch = ? AND effect = 'submit'"
+            " AND done_at IS NULL AND attempts > 0", (record.id, record.epoch)).fetchone()
+        return (int(row[0]), str(row[1] or "")) if row is not None else None
+
     def has_pending(self, record: RunRecord, effect: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM outbox WHERE run_id = ? AND epoch = ? AND effect = ? AND done_at IS NULL",
