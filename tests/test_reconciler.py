@@ -312,7 +312,7 @@ def test_a_launch_that_times_out_unsubmitted_says_why_in_its_status(world):
     record = store.get_viewer("p", "CodeDX")
     assert record.state == ViewerState.ERROR, record
     assert record.status.startswith("Viewer was not ready within 5s: its job was never submitted ("), record.status
-    assert "attempts failed, the last: " in record.status
+    assert " failed, the last: " in record.status
     assert "SchedulerUnavailable: scheduler not answering (injected)" in record.status
     # A launch that was submitted and then timed out says nothing of submits.
     scheduler.submit_failures = 0

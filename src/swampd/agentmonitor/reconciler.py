@@ -303,7 +303,8 @@ class Reconciler:
                 status = step.status
                 failed = tx.failed_submit(record) if int(step.state) in lifecycle.ended else None
                 if failed is not None:  # why it never came up is the scheduler's refusal, not the viewer
-                    status = (f"{status}: its job was never submitted ({failed[0]} attempts failed, the last: "
+                    attempts = f"{failed[0]} attempt{'s' if failed[0] != 1 else ''} failed"
+                    status = (f"{status}: its job was never submitted ({attempts}, the last: "
                               f"{failed[1][:LAST_ERROR_SHOWN]})")
                 tx.transition(record, int(step.state), status, "reconciler")
                 log.info("%s epoch %d -> %s: %s", record.key, record.epoch,
