@@ -224,3 +224,87 @@ def test_a_stranger_answering_on_a_viewers_port_is_not_the_viewer(
     finally:
         if stranger.exists():
             os.killpg(int(stranger.read_text().split()[0]), signal.SIGKILL)
+
+
+class RecordingReporter:
+    """A job's reporter that records what it was asked to send, waits where told, refuses when told."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sent: list[list[str]] = []
+        self.release_start = threading.Event()
+        self.refuse = False
+
+    def send_all(self, reports: list[dict[str, Any]], give_up: Callable[[], bool]) -> bool:
+        self.release_start.wait(10)  # the start's reports are slow to reach the daemon
+        return self._send(reports)
+
+    def send(self, give_up: Callable[[], bool], **fields: Any) -> bool:
+        return self._send([fields])
+
+    def _send(self, reports: list[dict[str, Any]]) -> bool:
+        from swampd.vruntask.delivery import Fenced
+
+        if self.refuse:
+            raise Fenced("launch 1 is stale (fault 3)")
+        self.sent.append([str(r.get("event") or r.get("status")) for r in reports])
+        return True
+
+
+def hosted_job(reporter: RecordingReporter) -> Any:
+    from types import SimpleNamespace
+
+    from swampd.vruntask.host import HostedJob
+
+    return HostedJob(job=SimpleNamespace(launch_id="launch-1"), payload=None, staging=None,  # type: ignore[arg-type]
+                     reporter=reporter, lock_fd=-1, pid=0)  # type: ignore[arg-type]
+
+
+def test_a_starts_reports_go_first_though_the_start_is_answered_before_them() -> None:
+    """The start takes the job's report lock and hands its reports to a report thread: "up" (or a stop,
+    or the end) made meanwhile waits for them instead of overtaking them."""
+    import threading
+
+    from swampd.vruntask.host import HostAgent
+
+    agent = HostAgent()
+    try:
+        reporter = RecordingReporter()
+        hosted = hosted_job(reporter)
+        hosted.report_lock.acquire()  # as start() does before it answers
+        agent._up_reports.submit(agent._report_held, hosted, ({"event": "RUNSHSTART"}, {"event": "WROTEIPADDR"}))
+        up = threading.Thread(target=agent._report, args=(hosted, {"event": "VIEWERUP"}))
+        up.start()
+        up.join(0.3)
+        assert up.is_alive() and reporter.sent == []  # "up" waits for the start's reports
+        reporter.release_start.set()
+        up.join(10)
+        assert reporter.sent == [["RUNSHSTART", "WROTEIPADDR"], ["VIEWERUP"]]
+        assert not hosted.report_lock.locked()
+    finally:
+        agent.close()
+
+
+def test_a_refused_start_report_fences_the_launch_and_stops_its_command() -> None:
+    import threading
+
+    from swampd.vruntask.host import HostAgent
+
+    agent = HostAgent()
+    stopped = threading.Event()
+    agent.stop = lambda launch_id, grace, force=False: stopped.set()  # type: ignore[method-assign]
+    try:
+        reporter = RecordingReporter()
+        reporter.refuse = True
+        reporter.release_start.set()
+        hosted = hosted_job(reporter)
+        hosted.pid = os.getpid()  # "running": a fenced launch's command is stopped
+        hosted.report_lock.acquire()
+        agent._up_reports.submit(agent._report_held, hosted, ({"event": "RUNSHSTART"},))
+        assert stopped.wait(10)
+        assert hosted.fenced and not hosted.report_lock.locked()
+        agent._report(hosted, {"event": "VIEWERUP"})  # a fenced launch reports nothing more
+        assert reporter.sent == []
+    finally:
+        agent.close()
