@@ -101,6 +101,41 @@ def test_saving_once_writes_the_run_once_with_every_transitions_history(tmp_path
     assert [h.status for h in store.history(rec.id)][-2:] == ["Starting viewer run script", "Viewer is up"]
 
 
+def test_a_detail_row_is_written_only_when_it_differs_from_what_the_transaction_saw(tmp_path):
+    """A submit or a status report changes the run's row only: its viewer row was written again
+    unchanged (five viewer_runs writes per launch, three of them the same row)."""
+    store = Store(tmp_path / "r.sqlite3")
+    claim(store, "p")
+    outside = store.get_viewer("p", "CodeDX")  # read before the transaction: not known to it
+    statements: list[str] = []
+    with store.transaction() as tx:
+        tx._conn.set_trace_callback(statements.append)
+        rec = tx.get_viewer("p", "CodeDX")
+        tx.transition(rec, int(ViewerState.LAUNCHING), "Waiting for the viewer machine", "launchpad")
+        assert sum("viewer_runs" in s for s in statements if not s.startswith("SELECT")) == 0
+        rec.vmip = "127.0.0.1:4000"
+        tx.put_run(rec)
+        tx.put_run(rec)  # what it just wrote: not again
+        assert sum(s.startswith("INSERT OR REPLACE INTO viewer_runs") for s in statements) == 1
+        outside.url = "http://elsewhere/"
+        tx.put_run(outside)  # a record this transaction did not read is always written whole
+        assert sum(s.startswith("INSERT OR REPLACE INTO viewer_runs") for s in statements) == 2
+        tx._conn.set_trace_callback(None)
+    saved = store.get_viewer("p", "CodeDX")
+    assert (saved.vmip, saved.url) == ("", "http://elsewhere/")  # the last write stands, whole
+    with pytest.raises(RuntimeError):  # a rolled-back write is not taken for written by the next one
+        with store.transaction() as tx:
+            rec = tx.get_viewer("p", "CodeDX")
+            rec.vmip = "127.0.0.1:5000"
+            tx.put_run(rec)
+            raise RuntimeError("rolled back")
+    with store.transaction() as tx:
+        rec = tx.get_viewer("p", "CodeDX")
+        rec.vmip = "127.0.0.1:5000"
+        tx.put_run(rec)
+    assert store.get_viewer("p", "CodeDX").vmip == "127.0.0.1:5000"
+
+
 def test_saving_once_saves_nothing_when_the_block_fails(tmp_path):
     store = Store(tmp_path / "r.sqlite3")
     claim(store, "p")

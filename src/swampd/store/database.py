@@ -195,6 +195,16 @@ class Transaction(_Reader):
         #: The record ``saving_once`` holds back, and whether it changed meanwhile.
         self._held: RunRecord | None = None
         self._held_dirty = False
+        #: Each run's detail row as this transaction last read or wrote it: a put that would write
+        #: it again unchanged (a submit, most reports) leaves it alone.
+        self._details: dict[int, tuple[Any, ...]] = {}
+
+    def _records(self, where: str = "", params: Iterable[Any] = (), kinds: Iterable[str] | None = None,
+                 order: str = "r.id") -> list[RunRecord]:
+        found = super()._records(where, params, kinds, order)
+        for record in found:
+            self._details[record.id] = _detail_values(record)
+        return found
 
     @contextmanager
     def saving_once(self, record: RunRecord) -> Iterator[None]:
@@ -244,11 +254,15 @@ class Transaction(_Reader):
         else:
             self._conn.execute(f"UPDATE runs SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
                                (*run_values, record.id))
+        values = _detail_values(record)
+        if self._details.get(record.id) == values:
+            return  # as this transaction read or wrote it
         detail = type(record).detail_columns()
         self._conn.execute(
             f"INSERT OR REPLACE INTO {record.DETAIL_TABLE} (run_id, {', '.join(detail)})"
             f" VALUES (?, {', '.join('?' for _ in detail)})",
-            (record.id, *(getattr(record, c) for c in detail)))
+            (record.id, *values))
+        self._details[record.id] = values
 
     def record_launch(self, record: RunRecord) -> None:
         """Keep the current launch's id and token beside the run's earlier launches."""
@@ -362,6 +376,11 @@ def _select(cls: type[RunRecord], where: str, order: str) -> str:
     cols = _RUN_SELECT + "".join(f", d.{c}" for c in cls.detail_columns())
     return (f"SELECT r.id, {cols} FROM runs r JOIN {cls.DETAIL_TABLE} d ON d.run_id = r.id"
             f" WHERE r.kind = ?{' AND ' + where if where else ''} ORDER BY {order}")
+
+
+def _detail_values(record: RunRecord) -> tuple[Any, ...]:
+    """The record's detail row's values (its kind's own columns), in column order."""
+    return tuple(getattr(record, c) for c in type(record).detail_columns())
 
 
 def _record_from_row(cls: type[RunRecord], row: Any) -> RunRecord:
