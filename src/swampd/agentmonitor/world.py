@@ -110,9 +110,17 @@ class ObservedWorld:
         return JobFacts(view, detail, obs.leaving, obs.leaving_since, obs.starts, obs.last_vacate)
 
     def may_be_alive(self, launch: LaunchEntry) -> bool:
-        """False only when the scheduler answered, after the launch's job was submitted, that it is gone."""
+        """False only when the scheduler answered, after the launch's job was submitted, that it is gone.
+
+        A launch with no job recorded was never submitted, unless a crash came between the
+        scheduler's start and the record (a local start is answered before its reports): then the
+        scheduler still shows its job, and it is alive while it does.
+        """
         if not launch.job_ref:
-            return False
+            with self._lock:
+                fresh = self._fresh.get(launch.launch_id)
+                obs = fresh.observation if fresh is not None else self._jobs.get(launch.launch_id)
+            return obs is not None and not obs.finished
         seen = self.get(launch.launch_id)
         if seen is None:
             return True
