@@ -116,12 +116,9 @@ class ObservedWorld:
         scheduler's start and the record (a local start is answered before its reports): then the
         scheduler still shows its job, and it is alive while it does.
         """
-        if not launch.job_ref:
-            with self._lock:
-                fresh = self._fresh.get(launch.launch_id)
-                obs = fresh.observation if fresh is not None else self._jobs.get(launch.launch_id)
-            return obs is not None and not obs.finished
         seen = self.get(launch.launch_id)
+        if not launch.job_ref:
+            return seen is not None and seen.observation is not None and not seen.observation.finished
         if seen is None:
             return True
         if seen.observation is None:
