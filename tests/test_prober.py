@@ -227,3 +227,36 @@ def test_an_answer_from_another_users_socket_is_no_answer() -> None:
         stranger_owned.close()
         own.close()
         server.close()
+
+
+def test_a_port_nobody_listens_on_yet_is_never_connected_to(
+        prober: Prober, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until the program listens, a look at the kernel's listeners says "not yet": no connection is
+    tried (a burst's starting programs cost no refused connections), and once it listens it is up."""
+    from swampd.vruntask import prober as module
+
+    port = free_port()
+    real, tcp_sockets = socket.socket, []
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        sock = real(*args, **kwargs)
+        if sock.family == socket.AF_INET:
+            tcp_sockets.append(sock)
+        return sock
+
+    monkeypatch.setattr(module.socket, "socket", counting)
+    seen, _, on_up = up_recorder()
+    add_http(prober, "late", port, on_up("late"))
+    time.sleep(0.3)  # asked a dozen times meanwhile
+    assert not tcp_sockets and "late" not in seen and len(prober) == 1
+    with real() as listener:
+        listener.bind(("127.0.0.1", port))  # bound but not listening: still nothing to ask
+        time.sleep(0.1)
+        assert not tcp_sockets
+        listener.listen()
+        assert wait_until(lambda: bool(tcp_sockets))
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nok")
+        assert wait_until(lambda: "late" in seen)

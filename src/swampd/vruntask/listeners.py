@@ -47,18 +47,59 @@ def listener_uid(port: int, host: str = "127.0.0.1") -> int | None:
 
     OwnerUnknown when the kernel cannot be asked at all.
     """
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as link:
+            link.settimeout(1.0)
+            link.send(_request(port, host, 1))
+            reply = link.recv(8192)
+    except OSError as exc:
+        raise OwnerUnknown(exc.errno or errno.EIO, f"cannot ask the kernel who listens: {exc}") from None
+    return _owner(reply)
+
+
+class ListenerLookup:
+    """``listener_uid`` for a caller that asks every few milliseconds (the prober, before each probe):
+    one netlink socket kept open, so a look is two system calls (the kernel answers within the send).
+    For one thread at a time."""
+
+    def __init__(self) -> None:
+        self._link: socket.socket | None = None
+        self._seq = 0
+
+    def uid(self, port: int, host: str = "127.0.0.1") -> int | None:
+        """As ``listener_uid``; OwnerUnknown when the kernel cannot be asked (the socket is made anew
+        at the next look)."""
+        try:
+            if self._link is None:
+                self._link = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+            self._seq = self._seq % 0xFFFFFFFF + 1
+            self._link.send(_request(port, host, self._seq))
+            while True:  # the answer is queued by the time send returns; never wait for one
+                reply = self._link.recv(8192, socket.MSG_DONTWAIT)
+                if len(reply) >= _HEADER.size and _HEADER.unpack_from(reply)[3] == self._seq:
+                    break  # an older look's late answer is skipped
+        except OSError as exc:
+            self.close()
+            raise OwnerUnknown(exc.errno or errno.EIO, f"cannot ask the kernel who listens: {exc}") from None
+        return _owner(reply)
+
+    def close(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+
+def _request(port: int, host: str, seq: int) -> bytes:
+    """The exact-lookup request for the listener on ``host:port``."""
     address = socket.inet_aton(host) + bytes(12)
     body = _REQUEST.pack(socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 1 << TCP_LISTEN,
                          socket.htons(port), 0, address, bytes(16), 0,
                          INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
-    header = _HEADER.pack(_HEADER.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, 1, 0)
-    try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as link:
-            link.settimeout(1.0)
-            link.send(header + body)
-            reply = link.recv(8192)
-    except OSError as exc:
-        raise OwnerUnknown(exc.errno or errno.EIO, f"cannot ask the kernel who listens: {exc}") from None
+    return _HEADER.pack(_HEADER.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, seq, 0) + body
+
+
+def _owner(reply: bytes) -> int | None:
+    """The listener's uid from a lookup's answer, None for "no listener"; OwnerUnknown for a refusal."""
     if len(reply) < _HEADER.size:
         raise OwnerUnknown(errno.EIO, "a short answer from sock_diag")
     _, kind, _, _, _ = _HEADER.unpack_from(reply)
@@ -83,15 +124,20 @@ def listens_as(port: int, uid: int, host: str = "127.0.0.1") -> bool:
     """Whether the socket listening on ``host:port`` is ``uid``'s.
 
     Where the kernel cannot be asked (no sock_diag), every listener passes,
-    as before this check: said once in the log, since a viewer that never
-    comes up would be worse than the race this closes.
+    as before this check: said once in the log (``unknown_owner``), since a
+    viewer that never comes up would be worse than the race this closes.
     """
-    global _warned_unknown
     try:
         return listener_uid(port, host) == uid
     except OwnerUnknown as exc:
-        if not _warned_unknown:
-            _warned_unknown = True
-            log.warning("%s: a local user who binds a viewer's port before the viewer does could answer "
-                        "its probe", exc)
+        unknown_owner(exc)
         return True
+
+
+def unknown_owner(exc: OwnerUnknown) -> None:
+    """Say once in this process's log that listeners cannot be told apart here."""
+    global _warned_unknown
+    if not _warned_unknown:
+        _warned_unknown = True
+        log.warning("%s: a local user who binds a viewer's port before the viewer does could answer "
+                    "its probe", exc)

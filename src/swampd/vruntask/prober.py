@@ -14,8 +14,10 @@ when the first line has arrived.  Nothing waits for one program while
 another could be asked.  Programs that are up cost nothing: they are
 dropped.  What "up" means stays with the payload: it gives the request to
 send (None: up as soon as it runs) and judges the first bytes of the answer.
-An answer counts only from a port the job's own user listens on
-(``listeners``): a stranger who took the port first is not the viewer.
+A probe goes out only to a port the job's own user listens on
+(``listeners``, asked before each probe): a program that has not bound its
+port yet costs one netlink look instead of a connection refused, and a
+stranger who took the port first is never taken for the viewer.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from swampd.vruntask.listeners import listens_as
+from swampd.vruntask.listeners import ListenerLookup, OwnerUnknown, unknown_owner
 from swampd.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ class _Target:
     on_up: Callable[[], None]
     deadline: float
     gap: float = FIRST_PROBE_GAP
+    #: A stranger was found on the port (said once in the log).
+    stranger_seen: bool = False
 
 
 @dataclass
@@ -86,6 +90,7 @@ class Prober:
         self._wakeup = Wakeup()
         self._selector.register(self._wakeup.reader, selectors.EVENT_READ, None)
         self._inflight: dict[str, _Probe] = {}
+        self._listeners = ListenerLookup()  # the prober's thread's alone
         self._thread = threading.Thread(target=self._run, name="host-probes", daemon=True)
         self._thread.start()
 
@@ -123,6 +128,7 @@ class Prober:
             self._start_due(now)
         for probe in list(self._inflight.values()):
             self._close(probe)
+        self._listeners.close()
 
     def _timeout(self) -> float | None:
         with self._lock:
@@ -147,6 +153,9 @@ class Prober:
                 self._start(key, target, now)
 
     def _start(self, key: str, target: _Target, now: float) -> None:
+        if not self._owner_listens(key, target):
+            self._judged(key, target, False)
+            return
         try:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         except OSError as exc:  # out of descriptors: ask again later, keep probing the others
@@ -179,19 +188,29 @@ class Prober:
                 probe.head += chunk
                 if chunk and b"\n" not in probe.head and len(probe.head) < HEAD_BYTES:
                     return  # the first line is not complete yet
-                self._finish(probe, probe.target.judge(probe.head) and self._owned(probe))
+                self._finish(probe, probe.target.judge(probe.head))
         except OSError:
             self._finish(probe, False)
         except Exception:  # a judge that fails: this probe says "not yet", the thread goes on
             log.exception("probing %s failed", probe.key)
             self._finish(probe, False)
 
-    def _owned(self, probe: _Probe) -> bool:
-        if listens_as(probe.target.port, self.owner, self.host):
+    def _owner_listens(self, key: str, target: _Target) -> bool:
+        """Whether a socket of the owner listens on the target's port: only then is it asked."""
+        try:
+            uid = self._listeners.uid(target.port, self.host)
+        except OwnerUnknown as exc:  # no sock_diag here: every listener is asked, as before this check
+            unknown_owner(exc)
             return True
-        log.warning("%s: port %d answers, but not from a socket of uid %d: someone else took it",
-                    probe.key, probe.target.port, self.owner)
-        return False
+        if uid is None:
+            return False  # not bound (or not listening) yet
+        if uid != self.owner:
+            if not target.stranger_seen:
+                target.stranger_seen = True
+                log.warning("%s: port %d is listened on by uid %d, not %d: someone else took it",
+                            key, target.port, uid, self.owner)
+            return False
+        return True
 
     def _expire(self, now: float) -> None:
         for probe in [p for p in self._inflight.values() if now - p.started > PROBE_TIMEOUT]:
