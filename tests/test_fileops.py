@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from swampd.fileops import append_text, make_dir, open_append, replace_text, touch
+from swampd.fileops import append_text, make_dir, open_append, replace_text, start_text, touch
 
 
 def test_make_dir_makes_missing_parents_and_accepts_an_existing_directory(tmp_path: Path) -> None:
@@ -33,6 +33,21 @@ def test_touch_creates_or_sets_the_times_and_never_follows_a_dangling_link(tmp_p
     with pytest.raises(FileNotFoundError):
         touch(tmp_path / "link")
     assert not (tmp_path / "target").exists()
+
+
+def test_start_text_creates_with_the_text_or_appends_and_never_follows_a_link(tmp_path: Path) -> None:
+    path = tmp_path / "job_events.log"
+    start_text(path, "RUNSHSTART\n")
+    assert path.read_text() == "RUNSHSTART\n"
+    start_text(str(path), "WROTEIPADDR\n")  # a start tried again: appended, nothing lost
+    assert path.read_text() == "RUNSHSTART\nWROTEIPADDR\n"
+    for target in ("target", "kept"):  # dangling, or pointing at a file: both refused
+        (tmp_path / f"link-{target}").symlink_to(tmp_path / target)
+    (tmp_path / "kept").write_text("mine")
+    for link in ("link-target", "link-kept"):
+        with pytest.raises(OSError):
+            start_text(tmp_path / link, "x\n")
+    assert not (tmp_path / "target").exists() and (tmp_path / "kept").read_text() == "mine"
 
 
 def test_append_text_and_open_append_add_to_the_end(tmp_path: Path) -> None:

@@ -41,6 +41,20 @@ def touch(path: str | Path) -> None:
     os.close(fd)
 
 
+def start_text(path: str | Path, text: str) -> None:
+    """A new file holding ``text`` (0666 less the umask), made with one ``open``; a file that exists
+    already gets ``text`` appended.  Unlike ``touch`` and then ``append_text``, one creation and one
+    ``write``; a symlink at ``path`` is an error (OSError), never followed."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
 def append_text(path: str | Path, text: str) -> None:
     """``open(path, "a", encoding="utf-8").write(text)``, with one ``write`` (so a reader following the
     file sees whole lines)."""

@@ -141,14 +141,15 @@ def prepare_jobs_root(jobs_root: Path, user: JobUser) -> None:
         os.chmod(parent, (mode & ~0o066) | 0o711)
 
 
-def prepare_job_dir(job_dir: Path, user: JobUser) -> tuple[Path, Path]:
+def prepare_job_dir(job_dir: Path, user: JobUser, made: bool = False) -> tuple[Path, Path]:
     """Lay out ``job_dir`` for a job running as ``user``: returns (in, out).
 
     Idempotent (a resubmit after a crash calls it again).  The job directory
-    and ``in/`` stay the daemon's; ``out/`` is the job's own.
+    and ``in/`` stay the daemon's; ``out/`` is the job's own.  ``made``: the
+    caller made ``job_dir`` already (0700), only what is inside is made here.
     """
     in_dir, out_dir = job_dir / "in", job_dir / "out"
-    for path in (job_dir, in_dir, out_dir):
+    for path in (in_dir, out_dir) if made else (job_dir, in_dir, out_dir):
         make_dir(path, 0o700)
     if not switches_user(user):
         return in_dir, out_dir

@@ -337,13 +337,14 @@ class Reconciler:
         with self.store.transaction(durable=False) as tx:
             current = tx.get_run_by_id(item.run_id)
             if current is not None and current.epoch == item.epoch:
-                tx.set_job(current, job_ref, self.clock())
-                # A job started at once (the host agent's) may have reported its start already:
-                # "waiting for the machine" would then put an older status back.
-                if current.state in lifecycle.submittable and (current.state, current.status) == (record.state,
-                                                                                                  record.status):
-                    tx.transition(current, current.state, lifecycle.submitted_status(current), "launchpad",
-                                  f"submitted job {job_ref}")
+                with tx.saving_once(current):  # the job and the new status: the run's rows written once
+                    tx.set_job(current, job_ref, self.clock())
+                    # A job started at once (the host agent's) may have reported its start already:
+                    # "waiting for the machine" would then put an older status back.
+                    if current.state in lifecycle.submittable and (current.state, current.status) == (
+                            record.state, record.status):
+                        tx.transition(current, current.state, lifecycle.submitted_status(current), "launchpad",
+                                      f"submitted job {job_ref}")
             tx.complete(item.id)
 
     def _fail_launch(self, record: RunRecord, item: OutboxItem, reason: str) -> None:

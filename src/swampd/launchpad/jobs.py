@@ -75,6 +75,9 @@ class JobDescription:
     #: scheduler as it submits (``write_inputs``).  A local process job's are written by the host
     #: agent: creating files was a tenth of the daemon's work in a burst of launches.
     inputs: dict[str, str] = field(default_factory=dict)
+    #: The job directory was made by this submit: nothing in it can be an earlier start's (a
+    #: scheduler adopting a job it finds there need not look).
+    new_dir: bool = False
 
 
 def write_inputs(job: JobDescription) -> None:

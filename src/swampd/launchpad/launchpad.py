@@ -59,6 +59,20 @@ class LaunchPad:
     def submit(self, record: RunRecord, config: Config) -> str:
         """Submit the job with its BOG and token (the scheduler writes them, 0600); adopts an existing job."""
         job, bog = self.describe(record, config)
-        os.makedirs(job.job_dir, mode=0o700, exist_ok=True)
         inputs = {job.bog_file: format_bog(bog), job.token_file: record.token + "\n"}
-        return self.scheduler.submit(replace(job, inputs=inputs))
+        return self.scheduler.submit(replace(job, inputs=inputs, new_dir=_make_job_dir(job.job_dir)))
+
+
+def _make_job_dir(job_dir: Path) -> bool:
+    """Make the job directory (0700); True when this call made it, False when it was there already
+    (a submit tried again after a crash)."""
+    try:
+        os.mkdir(job_dir, 0o700)
+    except FileExistsError:
+        if not job_dir.is_dir():
+            raise
+        return False
+    except FileNotFoundError:
+        os.makedirs(job_dir.parent, exist_ok=True)
+        return _make_job_dir(job_dir)
+    return True

@@ -162,7 +162,7 @@ class HostAgent:
         self._finishers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-collect")
         # "Up" is reported off the prober's thread: the prober goes on probing the others while the
         # report waits for the daemon, and the reports of many jobs coming up travel together.
-        self._up_reports = ThreadPoolExecutor(max_workers=8, thread_name_prefix="host-up")
+        self._up_reports = ThreadPoolExecutor(max_workers=64, thread_name_prefix="host-up")
 
     def hosts(self, launch_id: str) -> bool:
         with self._lock:
@@ -188,20 +188,21 @@ class HostAgent:
         agent's from this call on, whatever happens (closed here when the job's files are unusable)."""
         hosted = self._host(_owning(lock_fd, lambda: _load(job_dir, bog_file, token_file, inputs or {})), lock_fd)
         try:
+            sandbox = hosted.staging.sandbox
             if self.user is not None:  # in/ the daemon's and readable by the job, out/ the job's own
-                runas.prepare_job_dir(job_dir, self.user)
-            stage(hosted.staging, hosted.payload)
+                runas.prepare_job_dir(job_dir, self.user, made=True)
+            else:
+                sandbox.make_dirs()
+            stage(hosted.staging, hosted.payload, laid_out=True)
             if self.user is not None and runas.switches_user(self.user):
                 self._share_inputs(hosted)
             port = hosted.port = self._ports.take()
-            argv = hosted.payload.local_command(hosted.staging.sandbox, port)
-            sandbox = hosted.staging.sandbox
+            argv = hosted.payload.local_command(sandbox, port)
             # The address is known before the start: recorded first, a crash at any point after the
             # start leaves it for the next daemon's agent to report again (``adopt``).
             address = f"127.0.0.1:{port}"
-            sandbox.write_address(address)
-            sandbox.record_events(("RUNSHSTART", "Starting viewer run script"),
-                                  ("WROTEIPADDR", "Wrote viewer ip address"))
+            sandbox.begin(address, ("RUNSHSTART", "Starting viewer run script"),
+                          ("WROTEIPADDR", "Wrote viewer ip address"))
         except (PrepareError, OSError) as exc:
             self._fail_to_start(hosted, str(exc))
             raise StartFailed(str(exc)) from None

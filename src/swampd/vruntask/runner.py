@@ -58,14 +58,16 @@ class Exit(enum.IntEnum):
     FENCED = 3
 
 
-def stage(staging: Staging, payload: Payload) -> None:
-    """Lay out the sandbox, write the payload's inputs, build what the machine starts from.
+def stage(staging: Staging, payload: Payload, laid_out: bool = False) -> None:
+    """Lay out the sandbox, write the payload's inputs, build what the machine starts from
+    (``laid_out``: the caller made the directories and makes the signal files itself).
 
     PrepareError with the reason if any of it fails; then nothing is left
     that a machine could be started from.
     """
     try:
-        staging.sandbox.lay_out()
+        if not laid_out:
+            staging.sandbox.lay_out()
         payload.stage(staging.sandbox, staging.view())
         staging.prepare()
     except PrepareError:

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-from swampd.fileops import append_text, make_dir, touch
+from swampd.fileops import append_text, make_dir, start_text, touch
 from swampd.vruntask.events import EVENTS_FILE, IP_FILE
 
 
@@ -55,10 +55,22 @@ class Sandbox:
 
     def lay_out(self) -> None:
         """The directories and the empty signal files, before anyone writes into them."""
-        make_dir(self.in_dir)
-        make_dir(self.out_dir)
+        self.make_dirs()
         for path in (self.events_file, self.ip_file):
             touch(path)
+
+    def make_dirs(self) -> None:
+        make_dir(self.in_dir)
+        make_dir(self.out_dir)
+
+    def begin(self, address: str, *events: tuple[str, str]) -> None:
+        """The signal files made with their first lines, the address and the events of a start, for a
+        machine started by this node right after (the host agent's commands): one creation each
+        instead of an empty file written again at once.  Files that exist (a start tried again) get
+        the lines appended."""
+        start_text(self.ip_file, f"{address}\n")
+        start_text(self.events_file, "".join(f"{name}\n" for name, _ in events))
+        self._log(events)
 
     def record_event(self, name: str, message: str = "") -> None:
         """Write an event as a guest's run.sh does: the name alone to the events file."""
@@ -66,9 +78,12 @@ class Sandbox:
 
     def record_events(self, *events: tuple[str, str]) -> None:
         """Write events of one instant, in order, with one write to each file."""
+        self._log(events)
+        append_text(self.events_file, "".join(f"{name}\n" for name, _ in events))
+
+    def _log(self, events: tuple[tuple[str, str], ...]) -> None:
         now = time.strftime('%Y-%m-%d %H:%M:%S')
         append_text(self._run_out, "".join(f"{now} {name} {message}\n" for name, message in events))
-        append_text(self.events_file, "".join(f"{name}\n" for name, _ in events))
 
     def write_address(self, address: str) -> None:
         append_text(self.ip_file, f"{address}\n")

@@ -91,7 +91,7 @@ class LocalScheduler:
     def submit(self, spec: JobDescription) -> str:
         job_dir = spec.job_dir
         where = os.fspath(job_dir)  # plain strings: this runs for every launch; LaunchPad made the directory
-        if os.path.exists(f"{where}/{SPAWNED_FILE}") or os.path.exists(f"{where}/{EXIT_FILE}"):
+        if not spec.new_dir and (os.path.exists(f"{where}/{SPAWNED_FILE}") or os.path.exists(f"{where}/{EXIT_FILE}")):
             log.info("adopting job %s (already started)", spec.launch_id, extra=run_fields(spec))
             return spec.launch_id
         fd = os.open(f"{where}/{LOCK_FILE}", os.O_RDWR | os.O_CREAT, 0o600)
