@@ -100,3 +100,45 @@ def test_seen_does_nothing_for_a_key_no_worker_holds():
     q.add("a")
     q.seen("a")
     assert len(q) == 1
+
+
+def test_waiting_workers_are_woken_only_for_a_sooner_look_and_miss_none():
+    """A deadline hours away wakes no waiting worker (every READY viewer schedules one); one sooner
+    than what the workers wait for wakes one, and later ones still come in their turn."""
+    q = WorkQueue()
+    got: list[tuple[str, float]] = []
+    start = time.monotonic()
+
+    def work() -> None:
+        while (key := q.get()) is not None:
+            got.append((key, time.monotonic() - start))
+            q.done(key)
+
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        _wake_only_for_sooner(q, got)
+    finally:
+        q.close()
+        for w in workers:
+            w.join(2)
+    assert [key for key, _ in got] == ["soon", "after"]
+    assert got[0][1] < got[1][1] < 5
+
+
+def _wake_only_for_sooner(q: WorkQueue, got: list[tuple[str, float]]) -> None:
+    q.add_after("hours", 3600)
+    time.sleep(0.1)  # the workers wait for it now
+    wakeups = []
+    real_notify = q._cond.notify
+    q._cond.notify = lambda n=1: (wakeups.append(n), real_notify(n))  # type: ignore[method-assign]
+    for n in range(100):
+        q.add_after(f"later-{n}", 3601 + n)
+    assert wakeups == []
+    q.add_after("soon", 0.1)
+    q.add_after("after", 0.3)  # behind "soon": whoever wakes for "soon" waits for it next
+    assert wakeups == [1]
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)

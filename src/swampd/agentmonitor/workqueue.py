@@ -52,8 +52,10 @@ class WorkQueue(Generic[K]):
             if self._scheduled.get(key, float("inf")) <= due:
                 return  # already scheduled, no later than this
             self._scheduled[key] = due
-            heapq.heappush(self._delayed, (due, next(self._counter), key))
-            self._cond.notify()
+            entry = (due, next(self._counter), key)
+            heapq.heappush(self._delayed, entry)
+            if self._delayed[0] is entry:  # sooner than any waiter's wake-up: one must look again
+                self._cond.notify()        # (a later one is seen when the earlier wakes it; most are hours away)
 
     def get(self) -> K | None:
         """The next key to work on (now yours alone), or None once closed."""
