@@ -14,6 +14,7 @@ the caller's transaction.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -384,13 +385,24 @@ def _detail_values(record: RunRecord) -> tuple[Any, ...]:
 
 
 def _record_from_row(cls: type[RunRecord], row: Any) -> RunRecord:
-    return cls(**dict(zip(_row_names(cls), row)))
+    """The record of a row, its fields set straight from the columns: a row holds every field
+    (``_row_names`` checks), so the keyword ``__init__`` of some thirty fields, a launch reads a
+    dozen records and it was a twentieth of the daemon's work in a burst, is not run; its
+    ``__post_init__`` is."""
+    record = object.__new__(cls)
+    record.__dict__.update(zip(_row_names(cls), row))
+    post_init = getattr(record, "__post_init__", None)
+    if post_init is not None:
+        post_init()
+    return record
 
 
 @functools.cache
 def _row_names(cls: type[RunRecord]) -> tuple[str, ...]:
-    """The names of a row of ``_records`` for ``cls``, in order."""
-    return ("id", *_RUN_NAMES, *cls.detail_columns())
+    """The names of a row of ``_records`` for ``cls``, in order: every field of the record."""
+    names = ("id", *_RUN_NAMES, *cls.detail_columns())
+    assert set(names) == {f.name for f in dataclasses.fields(cls)}, f"{cls.__name__}: a field is not a column"
+    return names
 
 
 class Store(_Reader):
