@@ -160,6 +160,28 @@ def test_rows_added_while_working_a_key_are_done_in_the_same_pass(world):
     assert done == ["first", "second"]
 
 
+def test_a_turn_that_did_every_item_leaves_the_outbox_known_empty(world):
+    """The turn after a launch's submit (its READY, a resync's) asks SQLite nothing about its outbox;
+    an item added later, or one a turn could not do, is still read."""
+    store, scheduler, reconciler, service = world
+    service.launch(LaunchRequest("p", "CodeDX"))
+    rid = run_id(store)
+    reconciler.process(rid)  # the submit, done
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        assert store.outbox_of(rid) == [] and not [s for s in statements if "outbox" in s]
+        with store.transaction() as tx:  # an item no handler does yet: it stays, and is read again
+            tx.enqueue(store.get_viewer("p", "CodeDX"), "later")
+        reconciler.register_handler("later", lambda item: (_ for _ in ()).throw(ConnectionError("not yet")))
+        reconciler.process(rid)
+        statements.clear()
+        assert [i.effect for i in store.outbox_of(rid)] == ["later"]
+        assert [s for s in statements if "FROM outbox" in s]
+    finally:
+        store._conn.set_trace_callback(None)
+
+
 def test_viewer_up_without_an_address_is_an_error_not_a_ready_nobody_can_reach(world):
     from swampd.agentmonitor.service import Report
 

@@ -193,7 +193,7 @@ class Reconciler:
             # What was reported about the run until now is read below: no second turn for it.
             self.queue.seen(run_id)
             added = self.store.outbox_generation(run_id)
-            progressed = self._drain_outbox(run_id)
+            progressed = self._drain_outbox(run_id, added)
             stepped = self._step(run_id)
             # Done effects change the run only through the record the step just read; another
             # round is needed when the step did something or an effect added outbox items.
@@ -201,18 +201,24 @@ class Reconciler:
                 return
         self.queue.add(run_id)  # still moving after all those rounds: another turn, after the others
 
-    def _drain_outbox(self, run_id: int) -> bool:
+    def _drain_outbox(self, run_id: int, added: int) -> bool:
         """Perform the run's due outbox items; True when at least one was done.
 
         Items run in order within a lane (``effects.EFFECTS``); a failed,
         waiting or running item holds back the rest of its lane only.  Slow
         effects are handed to their worker pool; their lane waits until they end.
+        ``added``: the run's outbox generation before the read; when every item
+        read was done here, the outbox is known empty as of it (the next turn,
+        READY's or a resync's, reads nothing unless a commit added items since).
         """
         blocked: set[str] = set()
         progressed = False
+        left = 0
         now = self.clock()
-        for item in self.store.outbox_of(run_id):
+        items = self.store.outbox_of(run_id)
+        for item in items:
             spec = effect(item.effect)
+            left += 1  # until it is done below
             if spec.lane in blocked:
                 continue
             blocked.add(spec.lane)  # until this item is done, the rest of its lane waits
@@ -223,6 +229,7 @@ class Reconciler:
                 log.error("outbox item %d has unknown effect %r; dropping it", item.id, item.effect)
                 self._complete(item)
                 blocked.discard(spec.lane)
+                left -= 1
                 continue
             if spec.slow:
                 self.effects.dispatch(item, handler)
@@ -236,6 +243,9 @@ class Reconciler:
                 self._complete(item)
             blocked.discard(spec.lane)
             progressed = True
+            left -= 1  # a self-completing handler that returned has completed its item
+        if items and not left:
+            self.store.outbox_emptied(run_id, added)
         return progressed
 
     def _retry(self, item: OutboxItem, exc: BaseException) -> None:

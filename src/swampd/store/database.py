@@ -630,6 +630,12 @@ class Store(_Reader):
             self._outbox_empty_at[run_id] = added
         return [OutboxItem.from_row(r) for r in rows]
 
+    def outbox_emptied(self, run_id: int, added: int) -> None:
+        """Every item read at generation ``added`` was done: the outbox is empty as of it (a commit
+        that added items since has moved the generation on, and the next read happens)."""
+        if self.outbox_generation(run_id) == added:
+            self._outbox_empty_at[run_id] = added
+
     def outbox_generation(self, run_id: int) -> int:
         """How many committed transactions gave the run outbox items (in this process's life): a
         reconciler turn that finds it unchanged knows nothing new was added meanwhile."""
