@@ -37,10 +37,12 @@ from swampd.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
-#: Seconds between the first probes, how much each wait grows, and the longest wait.
+#: Seconds between the first probes, how much each wait grows, and the longest wait.  A look at a
+#: program that does not listen yet is one netlink lookup (about 9 us of CPU here): a program that
+#: takes a minute to start (Code Dx) is still seen answering within 50 ms, for about 0.03 % of a core.
 FIRST_PROBE_GAP = 0.004
 PROBE_GROWTH = 1.25
-LONGEST_PROBE_GAP = 0.25
+LONGEST_PROBE_GAP = 0.05
 #: Seconds a probe may take before it counts as "not yet" (a program that accepts but never answers).
 PROBE_TIMEOUT = 2.0
 #: Bytes of an answer read at most: its first line is all that is judged.
