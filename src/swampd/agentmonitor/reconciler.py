@@ -213,12 +213,11 @@ class Reconciler:
         """
         blocked: set[str] = set()
         progressed = False
-        left = 0
+        done = 0
         now = self.clock()
         items = self.store.outbox_of(run_id)
         for item in items:
             spec = effect(item.effect)
-            left += 1  # until it is done below
             if spec.lane in blocked:
                 continue
             blocked.add(spec.lane)  # until this item is done, the rest of its lane waits
@@ -229,7 +228,7 @@ class Reconciler:
                 log.error("outbox item %d has unknown effect %r; dropping it", item.id, item.effect)
                 self._complete(item)
                 blocked.discard(spec.lane)
-                left -= 1
+                done += 1
                 continue
             if spec.slow:
                 self.effects.dispatch(item, handler)
@@ -243,8 +242,8 @@ class Reconciler:
                 self._complete(item)
             blocked.discard(spec.lane)
             progressed = True
-            left -= 1  # a self-completing handler that returned has completed its item
-        if items and not left:
+            done += 1  # a self-completing handler that returned has completed its item
+        if items and done == len(items):
             self.store.outbox_emptied(run_id, added)
         return progressed
 
