@@ -18,7 +18,7 @@ from support.mariadb import (  # noqa: F401
     start_mariadb,
     stop_mariadb,
 )
-from swampd.bog import read_bog
+from swampd.bog import BogError, read_bog
 
 #: What etc/mariadb/grants.sql gives the daemon's user (database name substituted).
 DAEMON_GRANTS = [
@@ -121,8 +121,18 @@ def test_relaunch_restores_the_latest_snapshot_and_refuses_a_bad_one(scratch_db,
                       what="launch refused")
     assert "does not match its recorded sha512 checksum" in failed["status"] and path in failed["status"]
     assert "refusing to restore it" in failed["status"]
-    epochs = {read_bog(b)["swampd_epoch"] for b in daemon.jobs_dir().glob("*/*.bog")}
+    # The earlier launches' directories are being forgotten (removed) meanwhile: read what is left.
+    epochs = {bog["swampd_epoch"] for bog in map(bog_if_there, daemon.jobs_dir().glob("*/*.bog")) if bog}
     assert str(failed["epoch"]) not in epochs  # nothing was submitted for the refused launch
+
+
+def bog_if_there(path: Path) -> dict[str, str] | None:
+    try:
+        return read_bog(path)
+    except BogError:
+        if path.exists():
+            raise
+        return None
 
 
 def test_launch_history_and_status_with_the_documented_grants(scratch_db, make_daemon, tmp_path):
