@@ -46,8 +46,10 @@ class AgentMonitorConfig:
     max_request_bytes: int = 32 * 1024 * 1024
     #: Seconds between bulk resyncs of every active viewer.
     resync_interval: float = 5.0
-    #: Worker threads that reconcile keys (one key is never worked by two).
-    workers: int = 4
+    #: Worker threads that reconcile keys (one key is never worked by two).  A submit holds its
+    #: worker while the scheduler answers (the host agent's start, a schedd's): eight in flight
+    #: brought a burst of 500 local launches to READY about 7 % sooner than four, on less CPU.
+    workers: int = 8
     #: Keep the daemon's threads on one CPU (jobs still get every CPU): see ``swampd.cpus``.
     one_cpu: bool = True
     #: The URL execute nodes and clients use; derived from host and port when empty.
