@@ -2,10 +2,12 @@
 readiness and ends pushed, and jobs that outlive the daemon taken over by the next one."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -97,6 +99,43 @@ def test_a_running_viewer_is_taken_over_and_its_end_is_seen_at_once(daemon: Daem
     after = daemon.api.waitViewer("adopted", "CodeDX", "SHUTDOWN", 60)
     assert after["state_name"] in ("SHUTDOWN", "ERROR"), after
     assert sys.platform.startswith("linux")
+
+
+def test_an_adopted_commands_job_stays_alive_until_its_outputs_are_collected(
+        make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
+    """The agent that adopts a command after a restart holds the job's lock through the command's own
+    descriptor, as the agent that started it did: when the command ends, the job is not seen as over
+    (its lock free) before its outputs are collected.  It was: an adopted assessment whose end a
+    resync saw meanwhile ended "without results"."""
+    daemon = saving_daemon(make_daemon, tmp_path)
+    daemon.api.launchViewer({"projectid": "kept", "viewer": "CodeDX", "viewer_uuid": "vi-kept"})
+    assert daemon.api.waitViewer("kept", "CodeDX", "READY", 60)["state_name"] == "READY"
+    [pid] = daemon._job_tree()
+    [job_dir] = [d for d in daemon.jobs_dir().iterdir() if (d / "spawned").exists()]
+    daemon.kill9()
+    daemon.start()
+    wait_for(lambda: "adopting the command" in daemon.log(), 20, what="the new agent to adopt the command")
+    assert "cannot share the lock" not in daemon.log()
+    lock = os.open(job_dir / "job.lock", os.O_RDONLY)
+    free_before_collected = 0
+    try:
+        os.kill(pid, signal.SIGTERM)  # the viewer saves its database and ends; the agent collects it
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            # The agent marks the outputs collected before it lets go: free and unmarked is the failure.
+            free_before_collected = 0 if (job_dir / "collected").exists() else 1
+            break
+    finally:
+        os.close(lock)
+    assert free_before_collected == 0, "the job's lock went free before its outputs were collected"
+    assert daemon.api.waitViewer("kept", "CodeDX", "SHUTDOWN", 60)["state_name"] == "SHUTDOWN"
+    [snap] = wait_for(lambda: snapshots(daemon, "kept"), 20, what="the database the adopted viewer saved")
+    assert snap["epoch"] == 1
 
 
 def test_a_hosted_starts_statuses_never_go_back(daemon: Daemon) -> None:

@@ -22,9 +22,10 @@ sandbox, the command line, what "up" means, collecting the outputs), but:
   without an HTTP connection.
 
 After a daemon restart (or when a new agent replaces one that died) the agent re-attaches to commands that kept running
-(``adopt``) and collects the outputs of those that ended meanwhile
-(``recover``); their exit status is unknown then, since they are no longer
-our children.
+(``adopt``), holding their lock through the command's own descriptor
+(``lockshare``) as if it had started them, and collects the outputs of those
+that ended meanwhile (``recover``); their exit status is unknown then, since
+they are no longer our children.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from swampd.failpoints import failpoint
 from swampd.jobdir import write_exit_status, write_spawn_record
 from swampd.vruntask.delivery import Fenced, deliver, give_up_after
 from swampd.vruntask.job import Job, JobError, ReportTarget, load_job
+from swampd.vruntask.lockshare import share_lock, take_when_free
 from swampd.vruntask.payloads import payload_for
 from swampd.vruntask.payloads.base import Milestone, Payload
 from swampd.vruntask.platforms import staging_for
@@ -70,6 +72,8 @@ COLLECTED_FILE = "collected"
 #: another port, at most this many times.
 PORT_LOST_WITHIN = 30.0
 PORT_RESTARTS = 3
+#: Seconds an adopted command's killed leftovers may take to let go of its lock (``lockshare``).
+LOCK_PATIENCE = 2.0
 
 
 class DispatchReporter:
@@ -111,6 +115,10 @@ class HostedJob:
     staging: Staging
     reporter: DispatchReporter
     lock_fd: int
+    #: ``lock_fd`` holds the job's lock (it is the started command's own description, or the
+    #: agent locked it): False for an adopted command whose description could not be shared
+    #: (``lockshare``) until the agent takes the lock at its end.
+    lock_held: bool = True
     pid: int = 0
     #: The port the command was given (0: none); back to the agent's pool once the job is over.
     port: int = 0
@@ -311,6 +319,8 @@ class HostAgent:
         """The command ended (the watcher's thread): the rest happens on a finisher."""
         if hosted.proc is not None and code is not None:
             hosted.proc.returncode = code  # reaped by the watcher: Popen must not wait for it again
+        if not hosted.lock_held:  # at once: until the outputs are collected the job is not over
+            hosted.lock_held = take_when_free(hosted.lock_fd, 0.0)
         hosted.exited.set()
         self._probes.cancel(hosted.launch_id)
         self._finishers.submit(self._finish, hosted, code)
@@ -319,6 +329,10 @@ class HostAgent:
         """End the run as the runner does: its failure or its end, the outputs, the exit status."""
         try:
             _kill_group(hosted.pid, signal.SIGKILL)  # whatever the command left behind goes with it
+            if not hosted.lock_held:
+                hosted.lock_held = take_when_free(hosted.lock_fd, LOCK_PATIENCE)
+                if not hosted.lock_held:
+                    log.warning("%s: the job's lock is still held after its command ended", hosted.launch_id)
             if self._lost_its_port(hosted, code) and self._start_again(hosted):
                 return
             payload, sandbox = hosted.payload, hosted.staging.sandbox
@@ -467,6 +481,14 @@ class HostAgent:
             return
         hosted = self._host(_owning(lock_fd, lambda: load_job(job_dir, bog_file, token_file)), lock_fd)
         hosted.pid = pid
+        shared = share_lock(pid, lock_fd)
+        if shared is not None:  # the command's own: the lock now lasts until the outputs are collected
+            os.close(lock_fd)
+            hosted.lock_fd = shared
+        else:
+            hosted.lock_held = False
+            log.info("%s: cannot share the lock of pid %d; it is taken when the command ends",
+                     job_dir.name, pid)
         sandbox = hosted.staging.sandbox
         events = _owning(lock_fd, lambda: sandbox.events_file.read_text(encoding="utf-8", errors="replace").split())
         addresses = _owning(lock_fd, lambda: sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split())
