@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from swampd.vruntask.lockshare import share_lock, take_when_free
+from swampd.vruntask.lockshare import _pidfd_getfd, share_lock, take_when_free
 
 #: Holds the lock of argv[1] through the inherited descriptor argv[2] until its stdin closes.
 HOLDER = "import sys; sys.stdin.read()"
@@ -73,3 +73,11 @@ def test_take_when_free_waits_for_the_holder_and_gives_up_after_its_patience(tmp
         assert locked_by_someone(path)
     finally:
         os.close(mine)
+
+
+def test_a_descriptor_the_process_does_not_have_is_refused_not_raised() -> None:
+    other = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE)
+    try:
+        assert _pidfd_getfd(other.pid, 4095) is None  # EBADF from the kernel
+    finally:
+        other.communicate(b"")

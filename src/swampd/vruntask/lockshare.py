@@ -18,18 +18,26 @@ between the command's end and the exit watcher's wake-up.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
+import functools
 import logging
 import os
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 #: The system call's number: the same on every architecture since Linux 5.6.
 SYS_PIDFD_GETFD = 438
-_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, through ctypes: loaded at the first adoption, not in every agent."""
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def share_lock(pid: int, lock_fd: int) -> int | None:
@@ -65,8 +73,11 @@ def _pidfd_getfd(pid: int, target_fd: int) -> int | None:
     except OSError:
         return None
     try:
-        fd = _libc.syscall(SYS_PIDFD_GETFD, pidfd, target_fd, 0)
+        libc = _libc()
+        fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, target_fd, 0)
         if fd < 0:
+            import ctypes
+
             err = ctypes.get_errno()
             log.debug("pidfd_getfd of pid %d's descriptor %d: %s", pid, target_fd, os.strerror(err))
             return None
