@@ -481,6 +481,10 @@ class HostAgent:
             return
         hosted = self._host(_owning(lock_fd, lambda: load_job(job_dir, bog_file, token_file)), lock_fd)
         hosted.pid = pid
+        sandbox = hosted.staging.sandbox
+        events = _owning(lock_fd, lambda: sandbox.events_file.read_text(encoding="utf-8", errors="replace").split())
+        addresses = _owning(lock_fd, lambda: sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split())
+        # After the reads that may fail (and close ``lock_fd``): from here the descriptor is swapped.
         shared = share_lock(pid, lock_fd)
         if shared is not None:  # the command's own: the lock now lasts until the outputs are collected
             os.close(lock_fd)
@@ -489,9 +493,6 @@ class HostAgent:
             hosted.lock_held = False
             log.info("%s: cannot share the lock of pid %d; it is taken when the command ends",
                      job_dir.name, pid)
-        sandbox = hosted.staging.sandbox
-        events = _owning(lock_fd, lambda: sandbox.events_file.read_text(encoding="utf-8", errors="replace").split())
-        addresses = _owning(lock_fd, lambda: sandbox.ip_file.read_text(encoding="utf-8", errors="replace").split())
         address = addresses[-1] if addresses else ""
         hosted.up = hosted.payload.up_event in events
         log.info("%s: adopting the command of a previous daemon (pid %d)", job_dir.name, pid)
