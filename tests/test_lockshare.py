@@ -9,7 +9,7 @@ from pathlib import Path
 
 from swampd.vruntask.lockshare import _pidfd_getfd, share_lock, take_when_free
 
-#: Holds the lock of argv[1] through the inherited descriptor argv[2] until its stdin closes.
+#: Keeps the descriptors it inherited (a locked one among them) until its stdin closes.
 HOLDER = "import sys; sys.stdin.read()"
 
 

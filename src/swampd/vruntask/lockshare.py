@@ -33,11 +33,12 @@ SYS_PIDFD_GETFD = 438
 
 
 @functools.cache
-def _libc() -> Any:
-    """The C library, through ctypes: loaded at the first adoption, not in every agent."""
+def _syscall() -> tuple[Any, Any]:
+    """The C library's ``syscall`` and ctypes' ``get_errno``: loaded at the first adoption, not in
+    every agent."""
     import ctypes
 
-    return ctypes.CDLL(None, use_errno=True)
+    return ctypes.CDLL(None, use_errno=True).syscall, ctypes.get_errno
 
 
 def share_lock(pid: int, lock_fd: int) -> int | None:
@@ -73,12 +74,10 @@ def _pidfd_getfd(pid: int, target_fd: int) -> int | None:
     except OSError:
         return None
     try:
-        libc = _libc()
-        fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, target_fd, 0)
+        syscall, get_errno = _syscall()
+        fd = syscall(SYS_PIDFD_GETFD, pidfd, target_fd, 0)
         if fd < 0:
-            import ctypes
-
-            err = ctypes.get_errno()
+            err = get_errno()
             log.debug("pidfd_getfd of pid %d's descriptor %d: %s", pid, target_fd, os.strerror(err))
             return None
         return int(fd)
